@@ -1,0 +1,37 @@
+// Storage: a reference-counted block of bytes that tensors view. Memory comes from
+// kiln::allocate, 64-byte aligned, so kernels can use aligned vector loads on fresh tensors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace kiln {
+
+/// Returns nbytes of 64-byte aligned memory; throws kiln::Error when the system has none.
+void* allocate(size_t nbytes);
+/// Returns memory obtained from allocate(nbytes).
+void deallocate(void* ptr, size_t nbytes) noexcept;
+
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+
+  /// Bumped by every in-place write through any view of this storage; autograd compares it with
+  /// the value recorded when a tensor was saved for backward.
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  uint64_t version_ = 0;
+};
+
+}  // namespace kiln
