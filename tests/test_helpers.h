@@ -1,0 +1,70 @@
+// Shared test helpers: fixture loading and tensor comparison.
+#pragma once
+
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <kiln/kiln.h>
+
+namespace kiln::testing {
+
+/// Loads tests/data/<name> (a safetensors file written by a tests/tools generator) as a map.
+inline std::map<std::string, Tensor> load_fixture(const std::string& name) {
+  std::map<std::string, Tensor> out;
+  for (auto& [key, t] : load_safetensors(std::string(KILN_TEST_DATA) + "/" + name)) out[key] = t;
+  return out;
+}
+
+/// The largest |a - b| - (atol + rtol |b|) over all elements (<= 0 means all close), after
+/// checking the shapes match. Reports the worst element in `where`.
+inline double worst_excess(const Tensor& a, const Tensor& b, double atol, double rtol,
+                           std::string* where = nullptr) {
+  REQUIRE(a.shape() == b.shape());
+  std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double worst = -INFINITY;
+  for (size_t i = 0; i < va.size(); ++i) {
+    double excess = std::fabs(va[i] - vb[i]) - (atol + rtol * std::fabs(vb[i]));
+    if (std::isnan(va[i]) != std::isnan(vb[i])) excess = INFINITY;
+    if (excess > worst) {
+      worst = excess;
+      if (where) {
+        std::ostringstream s;
+        s << "element " << i << ": " << va[i] << " vs expected " << vb[i];
+        *where = s.str();
+      }
+    }
+  }
+  return va.empty() ? 0 : worst;
+}
+
+/// REQUIREs that a and b have the same shape and |a - b| <= atol + rtol |b| everywhere.
+#define KILN_REQUIRE_CLOSE(a, b, atol, rtol)                                        \
+  do {                                                                              \
+    std::string kiln_where_;                                                        \
+    double kiln_excess_ = ::kiln::testing::worst_excess((a), (b), (atol), (rtol), &kiln_where_); \
+    INFO("worst " << kiln_where_);                                                  \
+    REQUIRE(kiln_excess_ <= 0);                                                     \
+  } while (0)
+
+/// REQUIREs bit-identical values and equal shapes and dtypes.
+inline void require_equal(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  REQUIRE(a.dtype() == b.dtype());
+  REQUIRE(a.to_vector<double>() == b.to_vector<double>());
+}
+
+/// The text of the kiln::Error that fn throws ("" when it throws nothing).
+template <class Fn>
+std::string error_text(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace kiln::testing
