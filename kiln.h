@@ -14,3 +14,5 @@
 
 #include <kiln/layers/module.h>
 #include <kiln/layers/sequential.h>
+#include <kiln/layers/batch_norm.h>
+#include <kiln/layers/group_norm.h>

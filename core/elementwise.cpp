@@ -214,8 +214,23 @@ void copy(const Tensor& dst, const Tensor& src) {
   Shape shape = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   KILN_CHECK(shape == dst.shape(), "copy_: the source of shape ", src.shape(),
              " does not broadcast to the destination's shape ", dst.shape());
-  Tensor s = to_dtype(src, dst.dtype());
-  dispatch(dst.dtype(), [&]<class T>() { run_unary<T>(dst, s, [](T x) { return x; }); });
+  dispatch(dst.dtype(), [&]<class D>() {
+    dispatch(src.dtype(), [&]<class S>() {
+      D* po = dst.data_ptr<D>();
+      const S* ps = src.data_ptr<S>();
+      auto layout = make_layout<2>(shape, {dst.strides(), broadcast_strides(src, shape)});
+      parallel_strided_for(layout, [&](const std::array<int64_t, 2>& off, int64_t n,
+                                       const std::array<int64_t, 2>& st) {
+        D* o = po + off[0];
+        const S* x = ps + off[1];
+        if (st[0] == 1 && st[1] == 1) {
+          for (int64_t i = 0; i < n; ++i) o[i] = static_cast<D>(x[i]);
+        } else {
+          for (int64_t i = 0; i < n; ++i) o[i * st[0]] = static_cast<D>(x[i * st[1]]);
+        }
+      });
+    });
+  });
 }
 
 void fill(const Tensor& dst, double value) {

@@ -1,0 +1,70 @@
+// BatchNorm1d and BatchNorm2d with running statistics (Ioffe and Szegedy, 2015).
+//
+// BatchNorm normalizes each channel over the set S_i = every sample of the batch, times H x W:
+// unlike GroupNorm it looks across the batch, which is why it degrades when the batch is tiny.
+#pragma once
+
+#include <memory>
+
+#include <kiln/layers/module.h>
+
+namespace kiln::nn {
+
+namespace functional {
+
+/// x [N, C, *]. In training, normalizes with the batch statistics and, when running_mean and
+/// running_var are defined, updates them in place:
+///   running = (1 - momentum) running + momentum batch_stat   (the variance unbiased, M / (M - 1)).
+/// Otherwise normalizes with running_mean / running_var. weight, bias [C] or undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
+                  double eps = 1e-5);
+
+}  // namespace functional
+
+/// The shared implementation of BatchNorm1d and BatchNorm2d (torch.nn.modules.batchnorm._BatchNorm).
+class BatchNorm : public Module {
+ public:
+  /// momentum < 0 means a cumulative moving average (PyTorch's momentum=None).
+  BatchNorm(int64_t num_features, double eps, double momentum, bool affine,
+            bool track_running_stats);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  int64_t num_features;
+  double eps, momentum;
+  bool affine, track_running_stats;
+  Tensor weight, bias;                 // [C], ones and zeros, when affine
+  Tensor running_mean, running_var;    // [C], zeros and ones, when track_running_stats
+  Tensor num_batches_tracked;          // i64 scalar, when track_running_stats
+
+ protected:
+  /// Checks the input rank for the subclass ("BatchNorm2d: expected a 4-D input ...").
+  virtual void check_input(const Tensor& x) const = 0;
+};
+
+/// BatchNorm1d(num_features, eps = 1e-5, momentum = 0.1, affine = true, track_running_stats =
+/// true): input [N, C] or [N, C, L].
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+
+ protected:
+  void check_input(const Tensor& x) const override;
+};
+
+/// BatchNorm2d(num_features, eps = 1e-5, momentum = 0.1, affine = true, track_running_stats =
+/// true): input [N, C, H, W].
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+
+ protected:
+  void check_input(const Tensor& x) const override;
+};
+
+}  // namespace kiln::nn

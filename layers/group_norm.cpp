@@ -1,0 +1,358 @@
+// Group Normalization (Wu and He, 2018), with LayerNorm and InstanceNorm as special cases.
+//
+// ---- Formulation --------------------------------------------------------------------------------
+// A feature map x [N, C, H, W] is viewed as [N, G, K, S]: G groups of K = C/G channels, each of
+// S = H*W positions. For sample n and group g the set S_i holds the M = K*S values x[n, g, :, :]:
+//
+//   mu     = 1/M sum_{S_i} x                         (the group mean)
+//   sigma2 = 1/M sum_{S_i} (x - mu)^2                (the biased group variance)
+//   rstd   = 1 / sqrt(sigma2 + eps)
+//   x_hat  = (x - mu) * rstd
+//   y      = gamma_c * x_hat + beta_c                (per-channel affine, c = g*K + k)
+//
+// The same kernel covers the family by choosing the view:
+//   GroupNorm(G)   [N, G, C/G, H*W], affine per channel
+//   LayerNorm      [N, 1, D, 1] with D = prod(normalized_shape), affine per element
+//   InstanceNorm   [N, C, 1, H*W], affine per channel
+//
+// ---- Backward -----------------------------------------------------------------------------------
+// With g = dL/dy, and sums over the set S_i:
+//   dL/dbeta_c  = sum_{n,s} g
+//   dL/dgamma_c = sum_{n,s} g * x_hat
+//   dL/dx       = rstd * (gamma_c g - 1/M sum_{S_i} gamma g - x_hat/M sum_{S_i} gamma g x_hat)
+// The kernel gets these from two passes over each group: pass 1 accumulates, per channel,
+//   db_k = sum_s g           dc_k = sum_s g (x - mu)
+// so that sum gamma g = sum_k gamma_k db_k and sum gamma g x_hat = rstd sum_k gamma_k dc_k; pass 2
+// writes dL/dx. dL/dgamma_c and dL/dbeta_c add the per-sample terms rstd*dc_k and db_k in n order.
+//
+// Statistics accumulate in double, on values shifted by the group's first element, and x_hat is
+// formed in double, so inputs like 1e4 + 1e-2*randn normalize to unit variance and sigma2 >= 0.
+// Work is split over the N*G groups, in fixed chunks: a batch of 2 still fills every core, and
+// the result is bit-identical at any thread count.
+#include <kiln/layers/group_norm.h>
+
+#include <cmath>
+#include <sstream>
+
+#include <kiln/autograd/function.h>
+#include <kiln/autograd/ops.h>
+#include <kiln/core/parallel.h>
+#include <kiln/core/views.h>
+
+namespace kiln::nn {
+
+namespace {
+
+// The [N, G, K, S] view of a normalization, and where gamma/beta index (c = g*K + k).
+struct NormGeometry {
+  int64_t N, G, K, S;
+  int64_t group_size() const { return K * S; }
+};
+
+// ---- forward kernel ------------------------------------------------------------------------------
+// x, y [N, G, K, S] contiguous; gamma, beta [G*K] or null; mean, rstd [N, G] (double).
+template <class T>
+void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry& d, double eps,
+                  T* y, double* mean_out, double* rstd_out) {
+  const int64_t M = d.group_size();
+  parallel_for(0, d.N * d.G, grain_for(2 * M), [&](int64_t begin, int64_t end) {
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const T* xg = x + ng * M;
+      T* yg = y + ng * M;
+      const int64_t g = ng % d.G;
+      // mu and sigma2 from sums of (x - shift), shift = the first element: exact enough for
+      // data with a large offset, in one pass.
+      const double shift = M > 0 ? static_cast<double>(xg[0]) : 0.0;
+      double sum = 0, sumsq = 0;
+      for (int64_t i = 0; i < M; ++i) {
+        const double v = static_cast<double>(xg[i]) - shift;
+        sum += v;
+        sumsq += v * v;
+      }
+      const double mean_shifted = M > 0 ? sum / static_cast<double>(M) : 0.0;
+      const double var = M > 0 ? std::max(sumsq / static_cast<double>(M) - mean_shifted * mean_shifted, 0.0) : 0.0;
+      const double mu = shift + mean_shifted;
+      const double rstd = 1.0 / std::sqrt(var + eps);
+      mean_out[ng] = mu;
+      rstd_out[ng] = rstd;
+      for (int64_t k = 0; k < d.K; ++k) {
+        const int64_t c = g * d.K + k;
+        // y = (x - mu) * (rstd * gamma) + beta
+        const double scale = rstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+        const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
+        const T* xk = xg + k * d.S;
+        T* yk = yg + k * d.S;
+        for (int64_t s = 0; s < d.S; ++s)
+          yk[s] = static_cast<T>((static_cast<double>(xk[s]) - mu) * scale + offset);
+      }
+    }
+  });
+}
+
+// ---- backward kernel -----------------------------------------------------------------------------
+// x, dy, dx [N, G, K, S]; gamma [G*K] or null; mean, rstd [N, G];
+// db_per_sample, dc_per_sample [N, G*K] scratch (double); dgamma, dbeta [G*K] or null.
+template <class T>
+void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, const double* rstd,
+                   const NormGeometry& d, T* dx, T* dgamma, T* dbeta, double* db_per_sample,
+                   double* dc_per_sample) {
+  const int64_t M = d.group_size();
+  const int64_t C = d.G * d.K;
+  parallel_for(0, d.N * d.G, grain_for(3 * M), [&](int64_t begin, int64_t end) {
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t n = ng / d.G, g = ng % d.G;
+      const T* xg = x + ng * M;
+      const T* dyg = dy + ng * M;
+      T* dxg = dx ? dx + ng * M : nullptr;
+      const double mu = mean[ng], r = rstd[ng];
+      // Pass 1: db_k = sum_s g, dc_k = sum_s g (x - mu); and the group sums of gamma-weighted terms.
+      double sum_gamma_db = 0, sum_gamma_dc = 0;
+      for (int64_t k = 0; k < d.K; ++k) {
+        const int64_t c = g * d.K + k;
+        const T* xk = xg + k * d.S;
+        const T* gk = dyg + k * d.S;
+        double db = 0, dc = 0;
+        for (int64_t s = 0; s < d.S; ++s) {
+          const double gv = static_cast<double>(gk[s]);
+          db += gv;
+          dc += gv * (static_cast<double>(xk[s]) - mu);
+        }
+        db_per_sample[n * C + c] = db;
+        dc_per_sample[n * C + c] = dc;
+        const double gamma_c = gamma ? static_cast<double>(gamma[c]) : 1.0;
+        sum_gamma_db += gamma_c * db;
+        sum_gamma_dc += gamma_c * dc;
+      }
+      if (!dxg) continue;
+      // Pass 2: dx = rstd gamma_c g - rstd/M sum(gamma g) - rstd x_hat/M sum(gamma g x_hat)
+      //            = rstd gamma_c g + (x - mu) * coef_x + coef_1
+      const double inv_m = 1.0 / static_cast<double>(M);
+      const double sum_gamma_g_xhat = r * sum_gamma_dc;
+      const double coef_x = -r * r * inv_m * sum_gamma_g_xhat;
+      const double coef_1 = -r * inv_m * sum_gamma_db;
+      for (int64_t k = 0; k < d.K; ++k) {
+        const int64_t c = g * d.K + k;
+        const double scale = r * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+        const T* xk = xg + k * d.S;
+        const T* gk = dyg + k * d.S;
+        T* dxk = dxg + k * d.S;
+        for (int64_t s = 0; s < d.S; ++s) {
+          dxk[s] = static_cast<T>(scale * static_cast<double>(gk[s]) +
+                                  (static_cast<double>(xk[s]) - mu) * coef_x + coef_1);
+        }
+      }
+    }
+  });
+  // dgamma_c = sum_n rstd[n, g] dc[n, c];  dbeta_c = sum_n db[n, c]   (n in order)
+  if (dgamma || dbeta) {
+    parallel_for(0, C, 256, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t g = c / d.K;
+        double sg = 0, sb = 0;
+        for (int64_t n = 0; n < d.N; ++n) {
+          sg += rstd[n * d.G + g] * dc_per_sample[n * C + c];
+          sb += db_per_sample[n * C + c];
+        }
+        if (dgamma) dgamma[c] = static_cast<T>(sg);
+        if (dbeta) dbeta[c] = static_cast<T>(sb);
+      }
+    });
+  }
+}
+
+// ---- differentiable function ---------------------------------------------------------------------
+
+struct GroupNormalize : autograd::Function<GroupNormalize> {
+  // x any shape whose contiguous layout is [N, G, K, S]; weight, bias [G*K] elements or undefined.
+  static Tensor forward(autograd::Context& ctx, const Tensor& x_in, const Tensor& weight,
+                        const Tensor& bias, NormGeometry d, double eps) {
+    Tensor x = kernels::contiguous(x_in);
+    Tensor w = weight.defined() ? kernels::contiguous(kernels::to_dtype(weight, x.dtype())) : Tensor();
+    Tensor b = bias.defined() ? kernels::contiguous(kernels::to_dtype(bias, x.dtype())) : Tensor();
+    Tensor y = Tensor::empty(x.shape(), x.dtype());
+    Tensor mean = Tensor::empty({d.N, d.G}, DType::f64);
+    Tensor rstd = Tensor::empty({d.N, d.G}, DType::f64);
+    dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
+      norm_forward<T>(x.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
+                      b.defined() ? b.data_ptr<T>() : nullptr, d, eps, y.data_ptr<T>(),
+                      mean.data_ptr<double>(), rstd.data_ptr<double>());
+    });
+    ctx.save_for_backward({x, w, mean, rstd});
+    ctx.saved_data["geometry"] = d;
+    ctx.saved_data["weight_shape"] = weight.defined() ? weight.shape() : Shape{};
+    return y;
+  }
+
+  static std::vector<Tensor> backward(autograd::Context& ctx, const std::vector<Tensor>& grads) {
+    auto saved = ctx.saved();
+    const Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const auto d = std::any_cast<NormGeometry>(ctx.saved_data["geometry"]);
+    const auto weight_shape = std::any_cast<Shape>(ctx.saved_data["weight_shape"]);
+    Tensor dy = kernels::contiguous(grads[0]);
+    const bool need_x = ctx.needs_input_grad(0), need_w = ctx.needs_input_grad(1),
+               need_b = ctx.needs_input_grad(2);
+    Tensor dx = need_x ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dw = need_w ? Tensor::empty({d.G * d.K}, x.dtype()) : Tensor();
+    Tensor db = need_b ? Tensor::empty({d.G * d.K}, x.dtype()) : Tensor();
+    std::vector<double> db_scratch(static_cast<size_t>(d.N * d.G * d.K));
+    std::vector<double> dc_scratch(db_scratch.size());
+    dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
+      norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
+                       mean.data_ptr<double>(), rstd.data_ptr<double>(), d,
+                       need_x ? dx.data_ptr<T>() : nullptr, need_w ? dw.data_ptr<T>() : nullptr,
+                       need_b ? db.data_ptr<T>() : nullptr, db_scratch.data(), dc_scratch.data());
+    });
+    if (need_w) dw = kernels::view(dw, weight_shape);
+    if (need_b) db = kernels::view(db, weight_shape);
+    return {dx, dw, db, Tensor(), Tensor()};
+  }
+};
+
+void check_affine(const char* op, const Tensor& t, const char* name, const Shape& expected) {
+  if (!t.defined()) return;
+  KILN_CHECK(t.shape() == expected, op, ": expected ", name, " of shape ", expected, ", got ",
+             t.shape());
+  KILN_CHECK(is_floating(t.dtype()), op, ": expected a floating ", name, ", got ",
+             dtype_name(t.dtype()));
+}
+
+std::string format_double(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+// ---- functional ----------------------------------------------------------------------------------
+
+namespace functional {
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
+  KILN_CHECK(x.dim() >= 2, "group_norm: expected an input [N, C, *] with at least 2 dims, got ",
+             x.shape());
+  KILN_CHECK(is_floating(x.dtype()), "group_norm: expected a floating input, got ",
+             dtype_name(x.dtype()));
+  const int64_t N = x.shape()[0], C = x.shape()[1];
+  KILN_CHECK(groups > 0, "group_norm: expected groups > 0, got ", groups);
+  KILN_CHECK(C % groups == 0, "group_norm: channels ", C, " is not divisible by groups ", groups,
+             " (input ", x.shape(), ")");
+  KILN_CHECK(eps >= 0, "group_norm: expected eps >= 0, got ", eps);
+  check_affine("group_norm", weight, "weight", {C});
+  check_affine("group_norm", bias, "bias", {C});
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, groups, C / groups, S}, eps);
+}
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  const int64_t nd = static_cast<int64_t>(normalized_shape.size());
+  KILN_CHECK(nd >= 1, "layer_norm: normalized_shape must have at least one dim");
+  bool matches = x.dim() >= nd;
+  for (int64_t i = 0; matches && i < nd; ++i)
+    matches = x.shape()[x.dim() - nd + i] == normalized_shape[i];
+  KILN_CHECK(matches, "layer_norm: expected an input whose trailing dims are normalized_shape ",
+             normalized_shape, ", got ", x.shape());
+  KILN_CHECK(is_floating(x.dtype()), "layer_norm: expected a floating input, got ",
+             dtype_name(x.dtype()));
+  check_affine("layer_norm", weight, "weight", normalized_shape);
+  check_affine("layer_norm", bias, "bias", normalized_shape);
+  const int64_t D = shape_numel(normalized_shape);
+  const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{rows, 1, D, 1}, eps);
+}
+
+Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  KILN_CHECK(x.dim() >= 3, "instance_norm: expected an input [N, C, *] with at least 3 dims, got ",
+             x.shape());
+  KILN_CHECK(is_floating(x.dtype()), "instance_norm: expected a floating input, got ",
+             dtype_name(x.dtype()));
+  const int64_t N = x.shape()[0], C = x.shape()[1];
+  check_affine("instance_norm", weight, "weight", {C});
+  check_affine("instance_norm", bias, "bias", {C});
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, C, 1, S}, eps);
+}
+
+}  // namespace functional
+
+// ---- modules -------------------------------------------------------------------------------------
+
+GroupNorm::GroupNorm(int64_t num_groups_, int64_t num_channels_, double eps_, bool affine_)
+    : num_groups(num_groups_), num_channels(num_channels_), eps(eps_), affine(affine_) {
+  KILN_CHECK(num_groups > 0 && num_channels > 0, "GroupNorm: expected positive num_groups and"
+             " num_channels, got ", num_groups, " and ", num_channels);
+  KILN_CHECK(num_channels % num_groups == 0, "GroupNorm: channels ", num_channels,
+             " is not divisible by groups ", num_groups);
+  if (affine) {
+    weight = register_parameter("weight", Tensor::ones({num_channels}));
+    bias = register_parameter("bias", Tensor::zeros({num_channels}));
+  }
+}
+
+Tensor GroupNorm::forward(const Tensor& x) {
+  KILN_CHECK(x.dim() >= 2 && x.shape()[1] == num_channels, "GroupNorm: expected an input [N, ",
+             num_channels, ", *], got ", x.shape());
+  return functional::group_norm(x, num_groups, weight, bias, eps);
+}
+
+std::string GroupNorm::extra_repr() const {
+  return std::to_string(num_groups) + ", " + std::to_string(num_channels) +
+         ", eps=" + format_double(eps) + ", affine=" + (affine ? "True" : "False");
+}
+
+LayerNorm::LayerNorm(Shape shape, double eps_, bool affine_)
+    : normalized_shape(std::move(shape)), eps(eps_), elementwise_affine(affine_) {
+  KILN_CHECK(!normalized_shape.empty(), "LayerNorm: normalized_shape must have at least one dim");
+  for (int64_t s : normalized_shape)
+    KILN_CHECK(s > 0, "LayerNorm: expected positive sizes in normalized_shape, got ", normalized_shape);
+  if (elementwise_affine) {
+    weight = register_parameter("weight", Tensor::ones(normalized_shape));
+    bias = register_parameter("bias", Tensor::zeros(normalized_shape));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  return functional::layer_norm(x, normalized_shape, weight, bias, eps);
+}
+
+std::string LayerNorm::extra_repr() const {
+  std::string shape = "(";
+  for (size_t i = 0; i < normalized_shape.size(); ++i)
+    shape += (i ? ", " : "") + std::to_string(normalized_shape[i]);
+  if (normalized_shape.size() == 1) shape += ",";
+  shape += ")";
+  return shape + ", eps=" + format_double(eps) +
+         ", elementwise_affine=" + (elementwise_affine ? "True" : "False");
+}
+
+InstanceNorm2d::InstanceNorm2d(int64_t num_features_, double eps_, double momentum_, bool affine_,
+                               bool track_running_stats)
+    : num_features(num_features_), eps(eps_), momentum(momentum_), affine(affine_) {
+  KILN_CHECK(num_features > 0, "InstanceNorm2d: expected num_features > 0, got ", num_features);
+  KILN_CHECK(!track_running_stats, "InstanceNorm2d: track_running_stats=true is not supported;"
+             " instance statistics are always computed from the input");
+  if (affine) {
+    weight = register_parameter("weight", Tensor::ones({num_features}));
+    bias = register_parameter("bias", Tensor::zeros({num_features}));
+  }
+}
+
+Tensor InstanceNorm2d::forward(const Tensor& x) {
+  KILN_CHECK(x.dim() == 3 || x.dim() == 4, "InstanceNorm2d: expected an input [N, C, H, W] or"
+             " [C, H, W], got ", x.shape());
+  const bool unbatched = x.dim() == 3;
+  Tensor in = unbatched ? x.unsqueeze(0) : x;
+  KILN_CHECK(in.shape()[1] == num_features, "InstanceNorm2d: expected ", num_features,
+             " channels, got input ", x.shape());
+  Tensor y = functional::instance_norm(in, weight, bias, eps);
+  return unbatched ? y.squeeze(0) : y;
+}
+
+std::string InstanceNorm2d::extra_repr() const {
+  return std::to_string(num_features) + ", eps=" + format_double(eps) +
+         ", momentum=" + format_double(momentum) + ", affine=" + (affine ? "True" : "False") +
+         ", track_running_stats=False";
+}
+
+}  // namespace kiln::nn

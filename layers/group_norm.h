@@ -1,0 +1,73 @@
+// GroupNorm, and the LayerNorm and InstanceNorm that share its statistics kernels.
+//
+// All three normalize each sample on its own, over a set S_i that never crosses the batch:
+//   GroupNorm     S_i = the C/G channels of i's group, times H x W
+//   LayerNorm     S_i = the trailing normalized_shape dims of sample i
+//   InstanceNorm  S_i = one channel of one sample, H x W
+// See layers/group_norm.cpp for the formulation and docs/group-norm.md for the walk-through.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <kiln/layers/module.h>
+
+namespace kiln::nn {
+
+namespace functional {
+
+/// x [N, C, *] -> y [N, C, *]; weight, bias [C] (either may be undefined). C % groups == 0.
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+/// x [*, normalized_shape] -> same; weight, bias of normalized_shape (either may be undefined).
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+/// x [N, C, *] -> same, normalized per (sample, channel); weight, bias [C] or undefined.
+Tensor instance_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                     double eps = 1e-5);
+
+}  // namespace functional
+
+/// GroupNorm(num_groups, num_channels, eps = 1e-5, affine = true): torch.nn.GroupNorm.
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  int64_t num_groups, num_channels;
+  double eps;
+  bool affine;
+  Tensor weight, bias;  // [C], ones and zeros; undefined when !affine
+};
+
+/// LayerNorm(normalized_shape, eps = 1e-5, elementwise_affine = true): torch.nn.LayerNorm.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  Shape normalized_shape;
+  double eps;
+  bool elementwise_affine;
+  Tensor weight, bias;  // normalized_shape; undefined when !elementwise_affine
+};
+
+/// InstanceNorm2d(num_features, eps = 1e-5, momentum = 0.1, affine = false,
+/// track_running_stats = false): torch.nn.InstanceNorm2d. Input [N, C, H, W] (or [C, H, W]).
+/// Running statistics are not supported: track_running_stats = true is an error.
+class InstanceNorm2d : public Module {
+ public:
+  explicit InstanceNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                          bool affine = false, bool track_running_stats = false);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  int64_t num_features;
+  double eps, momentum;
+  bool affine;
+  Tensor weight, bias;  // [C] when affine
+};
+
+}  // namespace kiln::nn

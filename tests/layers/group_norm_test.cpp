@@ -1,0 +1,204 @@
+// GroupNorm, LayerNorm and InstanceNorm2d: gradcheck, parity with PyTorch fixtures
+// (tests/tools/gen_norm_fixtures.py), the family identities, numerics and errors.
+#include <catch2/catch.hpp>
+#include <kiln/kiln.h>
+
+#include "../test_helpers.h"
+
+using namespace kiln;
+using kiln::testing::error_text;
+using kiln::testing::load_fixture;
+
+namespace {
+
+// Runs forward and backward with the fixture's g and compares y, dx and the parameter grads.
+void check_against_fixture(nn::Module& module, const std::map<std::string, Tensor>& f,
+                           const std::string& name) {
+  INFO("fixture case " << name);
+  for (auto& [pname, p] : module.named_parameters()) {
+    NoGradGuard no_grad;
+    p.copy_(f.at(name + "." + pname));
+  }
+  Tensor x = f.at(name + ".x").clone().requires_grad_();
+  Tensor y = module.forward(x);
+  y.backward(f.at(name + ".g"));
+  KILN_REQUIRE_CLOSE(y, f.at(name + ".y"), 2e-5, 1e-4);
+  KILN_REQUIRE_CLOSE(x.grad(), f.at(name + ".dx"), 2e-5, 1e-4);
+  for (auto& [pname, p] : module.named_parameters()) {
+    INFO("parameter " << pname);
+    REQUIRE(p.grad().defined());
+    KILN_REQUIRE_CLOSE(p.grad(), f.at(name + ".d" + pname), 5e-5, 1e-4);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("group_norm gradcheck in float64", "[layers][group_norm]") {
+  manual_seed(1);
+  auto fn = [](int64_t groups) {
+    return [groups](const std::vector<Tensor>& in) {
+      return nn::functional::group_norm(in[0], groups, in[1], in[2], 1e-5);
+    };
+  };
+  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
+           {{2, 6, 2, 3}, 3}, {{1, 4, 3, 1}, 1}, {{2, 3, 2, 2}, 3}, {{3, 2, 5}, 2}}) {
+    INFO("shape " << shape_str(shape) << " groups " << groups);
+    Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
+    Tensor w = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    Tensor b = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    REQUIRE(autograd::gradcheck(fn(groups), {x, w, b}));
+  }
+  SECTION("without affine, and on a non-contiguous input") {
+    Tensor base = Tensor::randn({4, 2, 3, 2}, DType::f64).requires_grad_();
+    REQUIRE(autograd::gradcheck(
+        [](const std::vector<Tensor>& in) {
+          return nn::functional::group_norm(in[0].permute({1, 0, 2, 3}), 2);
+        },
+        {base}));
+  }
+}
+
+TEST_CASE("layer_norm and instance_norm gradcheck in float64", "[layers][group_norm]") {
+  manual_seed(2);
+  Tensor x = Tensor::randn({2, 3, 2, 3}, DType::f64).requires_grad_();
+  Tensor w = Tensor::randn({2, 3}, DType::f64).requires_grad_();
+  Tensor b = Tensor::randn({2, 3}, DType::f64).requires_grad_();
+  REQUIRE(autograd::gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return nn::functional::layer_norm(in[0], {2, 3}, in[1], in[2]);
+      },
+      {x, w, b}));
+  Tensor wi = Tensor::randn({3}, DType::f64).requires_grad_();
+  Tensor bi = Tensor::randn({3}, DType::f64).requires_grad_();
+  REQUIRE(autograd::gradcheck(
+      [](const std::vector<Tensor>& in) { return nn::functional::instance_norm(in[0], in[1], in[2]); },
+      {x, wi, bi}));
+}
+
+TEST_CASE("GroupNorm matches PyTorch", "[layers][group_norm][parity]") {
+  auto f = load_fixture("norm_fixtures.safetensors");
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "gn" + std::to_string(i);
+    const int64_t groups = f.at(name + ".groups").item<int64_t>();
+    nn::GroupNorm gn(groups, f.at(name + ".x").shape()[1]);
+    check_against_fixture(gn, f, name);
+  }
+}
+
+TEST_CASE("LayerNorm matches PyTorch", "[layers][group_norm][parity]") {
+  auto f = load_fixture("norm_fixtures.safetensors");
+  for (int i = 0; i < 4; ++i) {
+    const std::string name = "ln" + std::to_string(i);
+    nn::LayerNorm ln(f.at(name + ".normalized_shape").to_vector<int64_t>());
+    check_against_fixture(ln, f, name);
+  }
+}
+
+TEST_CASE("InstanceNorm2d matches PyTorch", "[layers][group_norm][parity]") {
+  auto f = load_fixture("norm_fixtures.safetensors");
+  const bool affine[] = {true, false, true};
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "in" + std::to_string(i);
+    nn::InstanceNorm2d norm(f.at(name + ".x").shape()[1], 1e-5, 0.1, affine[i]);
+    check_against_fixture(norm, f, name);
+  }
+}
+
+TEST_CASE("GroupNorm with G=1 is LayerNorm over (C,H,W); with G=C it is InstanceNorm",
+          "[layers][group_norm]") {
+  manual_seed(3);
+  Tensor x = Tensor::randn({3, 6, 4, 5}, DType::f64);
+  Tensor g = Tensor::randn({3, 6, 4, 5}, DType::f64);
+  auto run = [&](auto&& fn) {
+    Tensor xi = x.clone().requires_grad_();
+    Tensor y = fn(xi);
+    y.backward(g);
+    return std::pair{y, xi.grad()};
+  };
+  auto [y_g1, dx_g1] = run([](const Tensor& t) { return nn::functional::group_norm(t, 1); });
+  auto [y_ln, dx_ln] = run([](const Tensor& t) { return nn::functional::layer_norm(t, {6, 4, 5}); });
+  KILN_REQUIRE_CLOSE(y_g1, y_ln, 1e-12, 1e-12);
+  KILN_REQUIRE_CLOSE(dx_g1, dx_ln, 1e-12, 1e-12);
+  auto [y_gc, dx_gc] = run([](const Tensor& t) { return nn::functional::group_norm(t, 6); });
+  auto [y_in, dx_in] = run([](const Tensor& t) { return nn::functional::instance_norm(t); });
+  KILN_REQUIRE_CLOSE(y_gc, y_in, 1e-12, 1e-12);
+  KILN_REQUIRE_CLOSE(dx_gc, dx_in, 1e-12, 1e-12);
+}
+
+TEST_CASE("GroupNorm statistics are stable", "[layers][group_norm][numerics]") {
+  manual_seed(4);
+  SECTION("1e4 + 1e-2 randn normalizes to unit variance") {
+    // eps = 0: with the default 1e-5 the output variance would be sigma2 / (sigma2 + eps) = 0.91
+    // for sigma2 = 1e-4, by definition rather than by error.
+    Tensor x = Tensor::randn({2, 8, 16, 16}) * 1e-2 + 1e4;
+    Tensor y = nn::functional::group_norm(x, 4, Tensor(), Tensor(), /*eps=*/0.0);
+    Tensor per_group = y.reshape({2, 4, -1});
+    Tensor var = per_group.var({2}, /*correction=*/0);
+    Tensor mean = per_group.mean({2});
+    for (double v : var.to_vector<double>()) REQUIRE(std::abs(v - 1.0) < 1e-3);
+    for (double m : mean.to_vector<double>()) REQUIRE(std::abs(m) < 1e-3);
+  }
+  SECTION("a constant group gives zeros, and a finite gradient") {
+    Tensor x = Tensor::full({2, 4, 3, 3}, 7.25).requires_grad_();
+    Tensor y = nn::functional::group_norm(x, 2);
+    for (float v : y.to_vector<float>()) REQUIRE(v == 0.0f);
+    y.sum().backward();
+    for (float v : x.grad().to_vector<float>()) REQUIRE(std::isfinite(v));
+  }
+  SECTION("the variance is never negative") {
+    // Values whose naive E[x^2] - E[x]^2 rounds below zero in float.
+    Tensor x = Tensor::full({1, 2, 1, 3}, 0.1f) + Tensor::from_vector(std::vector<float>{0, 1e-9f, 0, 0, 0, 0}, {1, 2, 1, 3});
+    Tensor y = nn::functional::group_norm(x, 1);
+    for (float v : y.to_vector<float>()) REQUIRE(std::isfinite(v));
+  }
+}
+
+TEST_CASE("GroupNorm module", "[layers][group_norm]") {
+  auto gn = std::make_shared<nn::GroupNorm>(4, 8);
+  REQUIRE(gn->state_dict().size() == 2);
+  REQUIRE(gn->state_dict()[0].first == "weight");
+  REQUIRE(gn->state_dict()[1].first == "bias");
+  REQUIRE(gn->repr() == "GroupNorm(4, 8, eps=1e-05, affine=True)");
+  Tensor x = Tensor::randn({2, 8, 5, 5}).requires_grad_();
+  Tensor y = gn->forward(x);
+  REQUIRE(y.shape() == Shape{2, 8, 5, 5});
+  y.sum().backward();
+  REQUIRE(gn->weight.grad().defined());
+  REQUIRE(gn->bias.grad().defined());
+  REQUIRE(nn::LayerNorm(std::vector<int64_t>{8, 5, 5}).repr() ==
+          "LayerNorm((8, 5, 5), eps=1e-05, elementwise_affine=True)");
+  REQUIRE(nn::InstanceNorm2d(8).parameters().empty());
+}
+
+TEST_CASE("normalization errors name the shapes", "[layers][group_norm][errors]") {
+  REQUIRE_THAT(error_text([] { nn::GroupNorm(32, 30); }),
+               Catch::Contains("channels 30 is not divisible by groups 32"));
+  REQUIRE_THAT(error_text([] { nn::functional::group_norm(Tensor::zeros({2, 30, 4, 4}), 32); }),
+               Catch::Contains("channels 30 is not divisible by groups 32 (input [2, 30, 4, 4])"));
+  nn::GroupNorm gn(2, 4);
+  REQUIRE_THAT(error_text([&] { gn.forward(Tensor::zeros({2, 6, 3, 3})); }),
+               Catch::Contains("expected an input [N, 4, *], got [2, 6, 3, 3]"));
+  REQUIRE_THAT(error_text([&] { gn.forward(Tensor::zeros({4})); }), Catch::Contains("got [4]"));
+  REQUIRE_THAT(error_text([] { nn::functional::layer_norm(Tensor::zeros({2, 3, 4}), {3}); }),
+               Catch::Contains("trailing dims are normalized_shape [3], got [2, 3, 4]"));
+  nn::InstanceNorm2d in(3);
+  REQUIRE_THAT(error_text([&] { in.forward(Tensor::zeros({2, 3})); }),
+               Catch::Contains("got [2, 3]"));
+}
+
+TEST_CASE("GroupNorm is bit-identical at 1 and 2 threads", "[layers][group_norm][determinism]") {
+  manual_seed(5);
+  Tensor x0 = Tensor::randn({2, 64, 32, 32});
+  Tensor g = Tensor::randn({2, 64, 32, 32});
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    nn::GroupNorm gn(32, 64);
+    Tensor x = x0.clone().requires_grad_();
+    Tensor y = gn.forward(x);
+    y.backward(g);
+    return std::vector<Tensor>{y, x.grad(), gn.weight.grad(), gn.bias.grad()};
+  };
+  auto one = run(1), two = run(2);
+  set_num_threads(2);
+  for (size_t i = 0; i < one.size(); ++i) kiln::testing::require_equal(one[i], two[i]);
+}
