@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds kiln and its tests with two jobs, and runs the suite.
+# Installs the dependencies, builds kiln and its tests with two jobs, runs the suite, then checks
+# the documented way of using kiln from another project: install to a temporary prefix and build
+# examples/consumer against it with find_package(kiln).
 #   scripts/test.sh [BUILD_DIR]        (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +11,11 @@ bash scripts/install-deps.sh
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build_dir" -j2
 ctest --test-dir "$build_dir" --output-on-failure -j2
+
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build_dir" --prefix "$prefix/kiln" > /dev/null
+cmake -S examples/consumer -B "$prefix/consumer-build" -DCMAKE_PREFIX_PATH="$prefix/kiln" > /dev/null
+cmake --build "$prefix/consumer-build" -j2 > /dev/null
+"$prefix/consumer-build/consumer"
+echo "consumer: built against the installed kiln and ran"
