@@ -25,6 +25,7 @@
 // Two passes over the data each way, statistics in double on values shifted by the channel's
 // first element, work split over channels in fixed chunks (bit-identical at any thread count).
 #include <kiln/layers/batch_norm.h>
+#include <kiln/layers/norm_kernels.h>
 
 #include <cmath>
 #include <sstream>
@@ -52,14 +53,8 @@ void batch_stats(const T* x, const BatchGeometry& d, double* mean, double* var) 
     for (int64_t c = c0; c < c1; ++c) {
       const double shift = M > 0 ? static_cast<double>(x[c * d.S]) : 0.0;
       double sum = 0, sumsq = 0;
-      for (int64_t n = 0; n < d.N; ++n) {
-        const T* xc = x + (n * d.C + c) * d.S;
-        for (int64_t s = 0; s < d.S; ++s) {
-          const double v = static_cast<double>(xc[s]) - shift;
-          sum += v;
-          sumsq += v * v;
-        }
-      }
+      for (int64_t n = 0; n < d.N; ++n)
+        norm_kernels::accumulate_shifted(x + (n * d.C + c) * d.S, d.S, shift, sum, sumsq);
       const double m = sum / static_cast<double>(M);
       mean[c] = shift + m;
       var[c] = std::max(sumsq / static_cast<double>(M) - m * m, 0.0);
@@ -77,12 +72,8 @@ void batch_normalize(const T* x, const double* mean, const double* rstd, const T
       const double mu = mean[c];
       const double scale = rstd[c] * (gamma ? static_cast<double>(gamma[c]) : 1.0);
       const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
-      for (int64_t n = 0; n < d.N; ++n) {
-        const T* xc = x + (n * d.C + c) * d.S;
-        T* yc = y + (n * d.C + c) * d.S;
-        for (int64_t s = 0; s < d.S; ++s)
-          yc[s] = static_cast<T>((static_cast<double>(xc[s]) - mu) * scale + offset);
-      }
+      for (int64_t n = 0; n < d.N; ++n)
+        norm_kernels::normalize_run(x + (n * d.C + c) * d.S, d.S, mu, scale, offset, y + (n * d.C + c) * d.S);
     }
   });
 }
@@ -100,15 +91,8 @@ void batch_norm_backward(const T* x, const T* dy, const double* mean, const doub
       const double mu = mean[c], r = rstd[c];
       // Pass 1: db = sum g, dc = sum g (x - mu)
       double db = 0, dc = 0;
-      for (int64_t n = 0; n < d.N; ++n) {
-        const T* xc = x + (n * d.C + c) * d.S;
-        const T* gc = dy + (n * d.C + c) * d.S;
-        for (int64_t s = 0; s < d.S; ++s) {
-          const double gv = static_cast<double>(gc[s]);
-          db += gv;
-          dc += gv * (static_cast<double>(xc[s]) - mu);
-        }
-      }
+      for (int64_t n = 0; n < d.N; ++n)
+        norm_kernels::accumulate_grad(x + (n * d.C + c) * d.S, dy + (n * d.C + c) * d.S, d.S, mu, db, dc);
       if (dgamma) dgamma[c] = static_cast<T>(r * dc);
       if (dbeta) dbeta[c] = static_cast<T>(db);
       if (!dx) continue;
@@ -118,14 +102,11 @@ void batch_norm_backward(const T* x, const T* dy, const double* mean, const doub
       const double inv_m = 1.0 / static_cast<double>(M);
       const double mean_g = training ? db * inv_m : 0.0;
       const double coef_x = training ? r * r * dc * inv_m : 0.0;
+      // dx = scale g + (x - mu) (-scale coef_x) + (-scale mean_g)
       for (int64_t n = 0; n < d.N; ++n) {
-        const T* xc = x + (n * d.C + c) * d.S;
-        const T* gc = dy + (n * d.C + c) * d.S;
-        T* dxc = dx + (n * d.C + c) * d.S;
-        for (int64_t s = 0; s < d.S; ++s) {
-          dxc[s] = static_cast<T>(scale * (static_cast<double>(gc[s]) - mean_g -
-                                           (static_cast<double>(xc[s]) - mu) * coef_x));
-        }
+        const int64_t at = (n * d.C + c) * d.S;
+        norm_kernels::grad_input_run(x + at, dy + at, d.S, mu, scale, -scale * coef_x,
+                                     -scale * mean_g, dx + at);
       }
     }
   });

@@ -30,6 +30,7 @@
 // Work is split over the N*G groups, in fixed chunks: a batch of 2 still fills every core, and
 // the result is bit-identical at any thread count.
 #include <kiln/layers/group_norm.h>
+#include <kiln/layers/norm_kernels.h>
 
 #include <cmath>
 #include <sstream>
@@ -64,26 +65,19 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
       // data with a large offset, in one pass.
       const double shift = M > 0 ? static_cast<double>(xg[0]) : 0.0;
       double sum = 0, sumsq = 0;
-      for (int64_t i = 0; i < M; ++i) {
-        const double v = static_cast<double>(xg[i]) - shift;
-        sum += v;
-        sumsq += v * v;
-      }
+      norm_kernels::accumulate_shifted(xg, M, shift, sum, sumsq);
       const double mean_shifted = M > 0 ? sum / static_cast<double>(M) : 0.0;
       const double var = M > 0 ? std::max(sumsq / static_cast<double>(M) - mean_shifted * mean_shifted, 0.0) : 0.0;
       const double mu = shift + mean_shifted;
       const double rstd = 1.0 / std::sqrt(var + eps);
       mean_out[ng] = mu;
       rstd_out[ng] = rstd;
+      // y = (x - mu) * (rstd * gamma_c) + beta_c, one run of S values per channel
       for (int64_t k = 0; k < d.K; ++k) {
         const int64_t c = g * d.K + k;
-        // y = (x - mu) * (rstd * gamma) + beta
         const double scale = rstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
-        const T* xk = xg + k * d.S;
-        T* yk = yg + k * d.S;
-        for (int64_t s = 0; s < d.S; ++s)
-          yk[s] = static_cast<T>((static_cast<double>(xk[s]) - mu) * scale + offset);
+        norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S);
       }
     }
   });
@@ -109,14 +103,8 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
       double sum_gamma_db = 0, sum_gamma_dc = 0;
       for (int64_t k = 0; k < d.K; ++k) {
         const int64_t c = g * d.K + k;
-        const T* xk = xg + k * d.S;
-        const T* gk = dyg + k * d.S;
         double db = 0, dc = 0;
-        for (int64_t s = 0; s < d.S; ++s) {
-          const double gv = static_cast<double>(gk[s]);
-          db += gv;
-          dc += gv * (static_cast<double>(xk[s]) - mu);
-        }
+        norm_kernels::accumulate_grad(xg + k * d.S, dyg + k * d.S, d.S, mu, db, dc);
         db_per_sample[n * C + c] = db;
         dc_per_sample[n * C + c] = dc;
         const double gamma_c = gamma ? static_cast<double>(gamma[c]) : 1.0;
@@ -133,13 +121,8 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
       for (int64_t k = 0; k < d.K; ++k) {
         const int64_t c = g * d.K + k;
         const double scale = r * (gamma ? static_cast<double>(gamma[c]) : 1.0);
-        const T* xk = xg + k * d.S;
-        const T* gk = dyg + k * d.S;
-        T* dxk = dxg + k * d.S;
-        for (int64_t s = 0; s < d.S; ++s) {
-          dxk[s] = static_cast<T>(scale * static_cast<double>(gk[s]) +
-                                  (static_cast<double>(xk[s]) - mu) * coef_x + coef_1);
-        }
+        norm_kernels::grad_input_run(xg + k * d.S, dyg + k * d.S, d.S, mu, scale, coef_x, coef_1,
+                                     dxg + k * d.S);
       }
     }
   });

@@ -1,0 +1,129 @@
+// The inner loops shared by the normalization kernels (group_norm.cpp, batch_norm.cpp). Each runs
+// over one contiguous run of a channel or group; the callers own the parallel split.
+//
+// Accuracy: statistics accumulate values shifted by a nearby element, so large offsets (1e4 +
+// 1e-2 randn) lose nothing, and the f32 versions keep 16 float lanes that are flushed into double
+// every kFlush elements, combined in a fixed order (deterministic). (x - mu) is formed as
+// (x - mu_hi) - mu_lo with mu split into two floats, which is exact enough when |mu| >> sigma.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::nn::norm_kernels {
+
+constexpr int64_t kLanes = 16;
+constexpr int64_t kFlush = 1024;
+
+// 16 float lanes (one AVX-512 register, or two AVX ones), with GCC/Clang vector extensions.
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+inline Lanes load_lanes(const float* p) {
+  Lanes v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline Lanes broadcast(float v) { return Lanes{} + v; }
+
+/// mu as the sum of two floats: hi = float(mu), lo = float(mu - hi).
+struct SplitMean {
+  float hi, lo;
+  explicit SplitMean(double mu) : hi(static_cast<float>(mu)), lo(static_cast<float>(mu - static_cast<double>(static_cast<float>(mu)))) {}
+};
+
+// ---- sum (x - shift), sum (x - shift)^2 --------------------------------------------------------
+template <class T>
+inline void accumulate_shifted(const T* x, int64_t n, double shift, double& sum, double& sumsq) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>(x[i]) - shift;
+    sum += v;
+    sumsq += v * v;
+  }
+}
+
+inline void accumulate_shifted(const float* x, int64_t n, double shift_d, double& sum, double& sumsq) {
+  const float shift = static_cast<float>(shift_d);  // callers pass an element, so this is exact
+  int64_t i = 0;
+  const Lanes shift_v = broadcast(shift);
+  while (n - i >= kLanes) {
+    Lanes s = {}, q = {};
+    const int64_t stop = i + ((n - i) < kFlush ? (n - i) : kFlush) / kLanes * kLanes;
+    for (; i < stop; i += kLanes) {
+      const Lanes v = load_lanes(x + i) - shift_v;
+      s += v;
+      q += v * v;
+    }
+    for (int64_t j = 0; j < kLanes; ++j) {
+      sum += s[j];
+      sumsq += q[j];
+    }
+  }
+  for (; i < n; ++i) {
+    const double v = static_cast<double>(x[i]) - shift_d;
+    sum += v;
+    sumsq += v * v;
+  }
+}
+
+// ---- y = (x - mu) * scale + offset -------------------------------------------------------------
+template <class T>
+inline void normalize_run(const T* x, int64_t n, double mu, double scale, double offset, T* y) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<T>((static_cast<double>(x[i]) - mu) * scale + offset);
+}
+
+inline void normalize_run(const float* x, int64_t n, double mu, double scale_d, double offset_d, float* y) {
+  const SplitMean m(mu);
+  const float scale = static_cast<float>(scale_d), offset = static_cast<float>(offset_d);
+  for (int64_t i = 0; i < n; ++i) y[i] = ((x[i] - m.hi) - m.lo) * scale + offset;
+}
+
+// ---- db += sum g, dc += sum g (x - mu) ---------------------------------------------------------
+template <class T>
+inline void accumulate_grad(const T* x, const T* g, int64_t n, double mu, double& db, double& dc) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double gv = static_cast<double>(g[i]);
+    db += gv;
+    dc += gv * (static_cast<double>(x[i]) - mu);
+  }
+}
+
+inline void accumulate_grad(const float* x, const float* g, int64_t n, double mu, double& db, double& dc) {
+  const SplitMean m(mu);
+  int64_t i = 0;
+  const Lanes hi = broadcast(m.hi), lo = broadcast(m.lo);
+  while (n - i >= kLanes) {
+    Lanes b = {}, c = {};
+    const int64_t stop = i + ((n - i) < kFlush ? (n - i) : kFlush) / kLanes * kLanes;
+    for (; i < stop; i += kLanes) {
+      const Lanes gv = load_lanes(g + i);
+      b += gv;
+      c += gv * ((load_lanes(x + i) - hi) - lo);
+    }
+    for (int64_t j = 0; j < kLanes; ++j) {
+      db += b[j];
+      dc += c[j];
+    }
+  }
+  for (; i < n; ++i) {
+    const double gv = static_cast<double>(g[i]);
+    db += gv;
+    dc += gv * (static_cast<double>(x[i]) - mu);
+  }
+}
+
+// ---- dx = scale g + (x - mu) coef_x + coef_1 ---------------------------------------------------
+template <class T>
+inline void grad_input_run(const T* x, const T* g, int64_t n, double mu, double scale, double coef_x,
+                           double coef_1, T* dx) {
+  for (int64_t i = 0; i < n; ++i)
+    dx[i] = static_cast<T>(scale * static_cast<double>(g[i]) + (static_cast<double>(x[i]) - mu) * coef_x + coef_1);
+}
+
+inline void grad_input_run(const float* x, const float* g, int64_t n, double mu, double scale_d,
+                           double coef_x_d, double coef_1_d, float* dx) {
+  const SplitMean m(mu);
+  const float scale = static_cast<float>(scale_d), coef_x = static_cast<float>(coef_x_d),
+              coef_1 = static_cast<float>(coef_1_d);
+  for (int64_t i = 0; i < n; ++i) dx[i] = scale * g[i] + ((x[i] - m.hi) - m.lo) * coef_x + coef_1;
+}
+
+}  // namespace kiln::nn::norm_kernels
