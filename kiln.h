@@ -12,5 +12,6 @@
 #include <kiln/autograd/gradcheck.h>
 #include <kiln/autograd/ops.h>
 
+#include <kiln/layers/init.h>
 #include <kiln/layers/module.h>
 #include <kiln/layers/sequential.h>
