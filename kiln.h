@@ -13,5 +13,7 @@
 #include <kiln/autograd/ops.h>
 
 #include <kiln/layers/init.h>
+#include <kiln/layers/linear.h>
 #include <kiln/layers/module.h>
+#include <kiln/layers/repr.h>
 #include <kiln/layers/sequential.h>
