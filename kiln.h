@@ -13,6 +13,7 @@
 #include <kiln/autograd/ops.h>
 
 #include <kiln/layers/activation.h>
+#include <kiln/layers/dropout.h>
 #include <kiln/layers/init.h>
 #include <kiln/layers/linear.h>
 #include <kiln/layers/module.h>
