@@ -17,5 +17,6 @@
 #include <kiln/layers/init.h>
 #include <kiln/layers/linear.h>
 #include <kiln/layers/module.h>
+#include <kiln/layers/pooling.h>
 #include <kiln/layers/repr.h>
 #include <kiln/layers/sequential.h>
