@@ -16,6 +16,7 @@
 #include <kiln/layers/dropout.h>
 #include <kiln/layers/init.h>
 #include <kiln/layers/linear.h>
+#include <kiln/layers/loss.h>
 #include <kiln/layers/module.h>
 #include <kiln/layers/pooling.h>
 #include <kiln/layers/repr.h>
