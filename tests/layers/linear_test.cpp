@@ -24,12 +24,12 @@ TEST_CASE("Linear matches PyTorch forward and backward", "[linear]") {
 
     Tensor x = leaf_copy(fixture_tensor(fixture, name, "x"));
     Tensor y = fc.forward(x);
-    KILN_REQUIRE_CLOSE(y, fixture_tensor(fixture, name, "y"), 1e-5, 1e-4);
+    KILN_REQUIRE_CLOSE(y, fixture_tensor(fixture, name, "y"), 1e-6, 1e-5);
     y.backward(fixture_tensor(fixture, name, "grad_y"));
-    KILN_REQUIRE_CLOSE(x.grad(), fixture_tensor(fixture, name, "grad_x"), 1e-5, 1e-4);
-    KILN_REQUIRE_CLOSE(fc.weight.grad(), fixture_tensor(fixture, name, "grad_weight"), 1e-5, 1e-4);
+    KILN_REQUIRE_CLOSE(x.grad(), fixture_tensor(fixture, name, "grad_x"), 1e-6, 1e-5);
+    KILN_REQUIRE_CLOSE(fc.weight.grad(), fixture_tensor(fixture, name, "grad_weight"), 1e-6, 1e-5);
     if (has_bias) {
-      KILN_REQUIRE_CLOSE(fc.bias.grad(), fixture_tensor(fixture, name, "grad_bias"), 1e-5, 1e-4);
+      KILN_REQUIRE_CLOSE(fc.bias.grad(), fixture_tensor(fixture, name, "grad_bias"), 1e-6, 1e-5);
     }
   }
 }
@@ -54,6 +54,13 @@ TEST_CASE("linear passes gradcheck in float64", "[linear][gradcheck]") {
     REQUIRE(autograd::gradcheck(
         [](const std::vector<Tensor>& in) { return nn::functional::linear(in[0], in[1], in[2]); },
         {x, w, b}));
+  }
+  SECTION("through an f64 Module, for every parameter") {
+    nn::Linear fc(5, 3, true, DType::f64);
+    Tensor x = Tensor::randn({4, 5}, DType::f64).requires_grad_();
+    REQUIRE(autograd::gradcheck(
+        [](const std::vector<Tensor>& in) { return nn::functional::linear(in[0], in[1], in[2]); },
+        {x, fc.weight, fc.bias}));
   }
   SECTION("a non-contiguous input") {
     Tensor x = Tensor::randn({5, 3}, DType::f64).requires_grad_();
