@@ -175,10 +175,10 @@ void Linear::reset_parameters(Generator* gen) {
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  KILN_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == in_features, "Linear: expected an input"
-             " [*, in_features=", in_features, "], got shape ",
-             x.defined() ? x.shape() : Shape{}, x.defined() && x.dim() >= 1
-                 ? " (its last dim is " + std::to_string(x.size(-1)) + ")" : std::string());
+  KILN_CHECK(x.defined() && x.dim() >= 1, "Linear: expected an input [*, in_features=",
+             in_features, "], got ", x.defined() ? "a 0-dim tensor" : "an undefined tensor");
+  KILN_CHECK(x.size(-1) == in_features, "Linear: expected an input [*, in_features=", in_features,
+             "], got shape ", x.shape(), " (its last dim is ", x.size(-1), ")");
   return functional::linear(x, weight, bias);
 }
 
