@@ -12,7 +12,14 @@
 #include <kiln/autograd/gradcheck.h>
 #include <kiln/autograd/ops.h>
 
+#include <kiln/layers/activation.h>
+#include <kiln/layers/dropout.h>
+#include <kiln/layers/init.h>
+#include <kiln/layers/linear.h>
+#include <kiln/layers/loss.h>
 #include <kiln/layers/module.h>
+#include <kiln/layers/pooling.h>
+#include <kiln/layers/repr.h>
 #include <kiln/layers/sequential.h>
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/group_norm.h>

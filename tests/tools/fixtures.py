@@ -19,7 +19,7 @@ def save(path, tensors, metadata=None):
     for name, value in tensors.items():
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
-        array = np.ascontiguousarray(value)
+        array = np.array(value, order="C")  # np.ascontiguousarray would turn 0-d into 1-d
         if array.dtype not in _DTYPES:
             raise TypeError(f"{name}: unsupported dtype {array.dtype}")
         data = array.astype(array.dtype.newbyteorder("<")).tobytes()

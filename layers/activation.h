@@ -1,0 +1,96 @@
+// Activations (elementwise nonlinearities) and Flatten.
+//
+//   auto act = std::make_shared<nn::GELU>();             // exact erf form, as PyTorch's default
+//   Tensor y = nn::functional::leaky_relu(x, 0.2);
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <kiln/core/tensor.h>
+#include <kiln/layers/module.h>
+
+namespace kiln::nn {
+/// GELU's two forms: the exact x Phi(x), or PyTorch's approximate='tanh'.
+enum class GeluApproximation { none, tanh };
+}  // namespace kiln::nn
+
+namespace kiln::kernels {
+
+// Each kernel takes tensors of one floating dtype and returns a new contiguous tensor of x's shape.
+Tensor leaky_relu_forward(const Tensor& x, double negative_slope);
+Tensor leaky_relu_backward(const Tensor& grad_y, const Tensor& x, double negative_slope);
+Tensor gelu_forward(const Tensor& x, nn::GeluApproximation approximate);
+Tensor gelu_backward(const Tensor& grad_y, const Tensor& x, nn::GeluApproximation approximate);
+Tensor silu_forward(const Tensor& x);
+Tensor silu_backward(const Tensor& grad_y, const Tensor& x);
+
+}  // namespace kiln::kernels
+
+namespace kiln::nn {
+
+namespace functional {
+/// max(x, 0)
+Tensor relu(const Tensor& x);
+/// x if x > 0, else negative_slope * x
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+/// x Phi(x) with Phi the standard normal CDF (or its tanh approximation)
+Tensor gelu(const Tensor& x, GeluApproximation approximate = GeluApproximation::none);
+/// x sigmoid(x)
+Tensor silu(const Tensor& x);
+}  // namespace functional
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  const double negative_slope;
+};
+
+class GELU : public Module {
+ public:
+  explicit GELU(GeluApproximation approximate = GeluApproximation::none) : approximate(approximate) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  const GeluApproximation approximate;
+};
+
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// Returns its input unchanged (a placeholder, as torch.nn.Identity).
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// Merges dims start_dim..end_dim into one: [N, C, H, W] -> [N, C*H*W] with the defaults.
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1)
+      : start_dim(start_dim), end_dim(end_dim) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  const int64_t start_dim;
+  const int64_t end_dim;
+};
+
+}  // namespace kiln::nn
