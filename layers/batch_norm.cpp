@@ -28,12 +28,12 @@
 #include <kiln/layers/norm_kernels.h>
 
 #include <cmath>
-#include <sstream>
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/grad_mode.h>
 #include <kiln/core/parallel.h>
 #include <kiln/core/views.h>
+#include <kiln/layers/repr.h>
 
 namespace kiln::nn {
 
@@ -190,11 +190,6 @@ struct BatchNormalize : autograd::Function<BatchNormalize> {
   }
 };
 
-std::string format_double(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
 
 }  // namespace
 
@@ -274,10 +269,10 @@ Tensor BatchNorm::forward(const Tensor& x) {
 }
 
 std::string BatchNorm::extra_repr() const {
-  return std::to_string(num_features) + ", eps=" + format_double(eps) + ", momentum=" +
-         (momentum < 0 ? std::string("None") : format_double(momentum)) +
-         ", affine=" + (affine ? "True" : "False") +
-         ", track_running_stats=" + (track_running_stats ? "True" : "False");
+  return std::to_string(num_features) + ", eps=" + repr_float(eps) + ", momentum=" +
+         (momentum < 0 ? std::string("None") : repr_float(momentum)) +
+         ", affine=" + repr_bool(affine) +
+         ", track_running_stats=" + repr_bool(track_running_stats);
 }
 
 void BatchNorm1d::check_input(const Tensor& x) const {

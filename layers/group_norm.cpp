@@ -33,12 +33,12 @@
 #include <kiln/layers/norm_kernels.h>
 
 #include <cmath>
-#include <sstream>
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/ops.h>
 #include <kiln/core/parallel.h>
 #include <kiln/core/views.h>
+#include <kiln/layers/repr.h>
 
 namespace kiln::nn {
 
@@ -199,11 +199,6 @@ void check_affine(const char* op, const Tensor& t, const char* name, const Shape
              dtype_name(t.dtype()));
 }
 
-std::string format_double(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
 
 }  // namespace
 
@@ -281,7 +276,7 @@ Tensor GroupNorm::forward(const Tensor& x) {
 
 std::string GroupNorm::extra_repr() const {
   return std::to_string(num_groups) + ", " + std::to_string(num_channels) +
-         ", eps=" + format_double(eps) + ", affine=" + (affine ? "True" : "False");
+         ", eps=" + repr_float(eps) + ", affine=" + repr_bool(affine);
 }
 
 LayerNorm::LayerNorm(Shape shape, double eps_, bool affine_)
@@ -305,8 +300,8 @@ std::string LayerNorm::extra_repr() const {
     shape += (i ? ", " : "") + std::to_string(normalized_shape[i]);
   if (normalized_shape.size() == 1) shape += ",";
   shape += ")";
-  return shape + ", eps=" + format_double(eps) +
-         ", elementwise_affine=" + (elementwise_affine ? "True" : "False");
+  return shape + ", eps=" + repr_float(eps) +
+         ", elementwise_affine=" + repr_bool(elementwise_affine);
 }
 
 InstanceNorm2d::InstanceNorm2d(int64_t num_features_, double eps_, double momentum_, bool affine_,
@@ -333,8 +328,8 @@ Tensor InstanceNorm2d::forward(const Tensor& x) {
 }
 
 std::string InstanceNorm2d::extra_repr() const {
-  return std::to_string(num_features) + ", eps=" + format_double(eps) +
-         ", momentum=" + format_double(momentum) + ", affine=" + (affine ? "True" : "False") +
+  return std::to_string(num_features) + ", eps=" + repr_float(eps) +
+         ", momentum=" + repr_float(momentum) + ", affine=" + repr_bool(affine) +
          ", track_running_stats=False";
 }
 
