@@ -10,3 +10,10 @@
 #include <kiln/autograd/grad_mode.h>
 #include <kiln/autograd/gradcheck.h>
 #include <kiln/autograd/ops.h>
+
+#include <kiln/datasets/cifar10.h>
+#include <kiln/datasets/data_loader.h>
+#include <kiln/datasets/dataset.h>
+#include <kiln/datasets/in_memory_images.h>
+#include <kiln/datasets/mnist.h>
+#include <kiln/datasets/transforms.h>
