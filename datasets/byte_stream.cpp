@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <kiln/core/error.h>
@@ -29,8 +31,12 @@ ByteStream::ByteStream(std::string path, std::string who, Compression compressio
   const auto status = std::filesystem::status(path_, ec);
   if (ec || !std::filesystem::exists(status)) fail("cannot open: no such file");
   if (!std::filesystem::is_regular_file(status)) fail("cannot open: not a regular file");
-  file_ = std::fopen(path_.c_str(), "rb");
+  file_.reset(std::fopen(path_.c_str(), "rb"));
   if (file_ == nullptr) fail(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(::fileno(file_.get()), &st) != 0)
+    fail(std::string("cannot stat: ") + std::strerror(errno));
+  file_size_ = static_cast<uint64_t>(st.st_size);
 
   // The first bytes decide the format. They stay in the buffer for whichever reader follows.
   refill();
@@ -44,20 +50,33 @@ ByteStream::ByteStream(std::string path, std::string who, Compression compressio
   }
 }
 
-ByteStream::~ByteStream() {
-  if (file_ != nullptr) std::fclose(file_);
-}
+ByteStream::~ByteStream() = default;
 
 void ByteStream::fail(const std::string& message) const {
   throw Error(who_ + ": " + path_ + ": " + message);
+}
+
+uint32_t ByteStream::gzip_declared_size() const {
+  KILN_CHECK(gzipped_, "ByteStream: gzip_declared_size() of a file that is not gzipped");
+  // 18 bytes: the smallest gzip member (10-byte header, empty deflate data, 8-byte trailer).
+  if (file_size_ < 18) fail("truncated gzip file: " + std::to_string(file_size_) + " bytes");
+  uint8_t bytes[4];
+  const auto at = static_cast<off_t>(file_size_ - 4);
+  if (::pread(::fileno(file_.get()), bytes, 4, at) != 4) {
+    fail(std::string("cannot read the gzip trailer: ") + std::strerror(errno));
+  }
+  // ISIZE is little-endian.
+  return uint32_t{bytes[0]} | (uint32_t{bytes[1]} << 8) | (uint32_t{bytes[2]} << 16) |
+         (uint32_t{bytes[3]} << 24);
 }
 
 // Appends file bytes to the input buffer (compacting it first); returns how many were added.
 size_t ByteStream::refill() {
   if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   if (in_end_ == kInputBuffer) return 0;
-  const size_t got = std::fread(in_.get() + in_end_, 1, kInputBuffer - in_end_, file_);
-  if (got == 0 && std::ferror(file_)) fail(std::string("read error: ") + std::strerror(errno));
+  const size_t got = std::fread(in_.get() + in_end_, 1, kInputBuffer - in_end_, file_.get());
+  if (got == 0 && std::ferror(file_.get()))
+    fail(std::string("read error: ") + std::strerror(errno));
   in_end_ += got;
   return got;
 }
@@ -77,8 +96,9 @@ void ByteStream::read_raw(uint8_t* dst, size_t n, const std::string& field) {
   std::memcpy(dst, in_.get() + in_begin_, got);
   in_begin_ += got;
   if (got < n) {
-    got += std::fread(dst + got, 1, n - got, file_);
-    if (got < n && std::ferror(file_)) fail(std::string("read error: ") + std::strerror(errno));
+    got += std::fread(dst + got, 1, n - got, file_.get());
+    if (got < n && std::ferror(file_.get()))
+      fail(std::string("read error: ") + std::strerror(errno));
   }
   if (got < n) {
     fail(field + ": truncated: expected " + std::to_string(n) + " bytes, the file ends after " +
@@ -108,8 +128,9 @@ void ByteStream::read_gzip(uint8_t* dst, size_t n, const std::string& field) {
   size_t done = 0;
   while (done < n) {
     if (stream_ended_) {
-      fail(field + ": truncated: expected " + std::to_string(n) + " bytes, the gzip stream ends after " +
-           std::to_string(done) + " (at inflated byte " + std::to_string(position_ + done) + ")");
+      fail(field + ": truncated: expected " + std::to_string(n) +
+           " bytes, the gzip stream ends after " + std::to_string(done) + " (at inflated byte " +
+           std::to_string(position_ + done) + ")");
     }
     // avail_out is 32-bit: feed large reads in slices.
     const size_t slice = std::min<size_t>(n - done, size_t{1} << 30);
@@ -122,8 +143,8 @@ void ByteStream::read_gzip(uint8_t* dst, size_t n, const std::string& field) {
       stream_ended_ = true;
     } else if (!had_input && strm.avail_out == slice) {
       fail(field + ": truncated gzip file: expected " + std::to_string(n) +
-           " bytes, the compressed data ends after " + std::to_string(done) + " (at inflated byte " +
-           std::to_string(position_ + done) + ")");
+           " bytes, the compressed data ends after " + std::to_string(done) +
+           " (at inflated byte " + std::to_string(position_ + done) + ")");
     }
   }
 }
@@ -153,7 +174,8 @@ void ByteStream::expect_end(uint64_t declared) {
       fail("truncated gzip file: the compressed data ends before the end-of-stream trailer");
     }
   }
-  if (in_begin_ != in_end_ || refill() > 0) fail("unexpected bytes after the end of the gzip stream");
+  if (in_begin_ != in_end_ || refill() > 0)
+    fail("unexpected bytes after the end of the gzip stream");
 }
 
 }  // namespace kiln::data

@@ -30,6 +30,11 @@ class ByteStream {
   bool gzipped() const { return gzipped_; }
   /// Bytes delivered so far (after inflation).
   uint64_t position() const { return position_; }
+  /// The size of the file on disk (compressed, for gzip).
+  uint64_t file_size() const { return file_size_; }
+  /// gzip only: the inflated size modulo 2^32 that the last 4 bytes of the file (the ISIZE field
+  /// of the trailer) declare. Lets a reader compare it with its header before allocating.
+  uint32_t gzip_declared_size() const;
 
   /// Reads exactly n bytes into dst, or throws "<who>: <path>: <field>: truncated ...".
   void read_exact(void* dst, size_t n, const std::string& field);
@@ -46,10 +51,14 @@ class ByteStream {
   int inflate_step();
 
   std::string path_, who_;
-  std::FILE* file_ = nullptr;
+  struct FileCloser {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> file_;
   bool gzipped_ = false;
   bool stream_ended_ = false;  // gzip: inflate reported Z_STREAM_END
   uint64_t position_ = 0;
+  uint64_t file_size_ = 0;
   std::unique_ptr<uint8_t[]> in_;  // compressed input (gzip), or read-ahead (raw)
   size_t in_begin_ = 0, in_end_ = 0;
   struct Zlib;

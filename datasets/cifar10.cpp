@@ -67,9 +67,8 @@ std::vector<std::string> read_class_names(const fs::path& path) {
 }  // namespace
 
 const std::vector<std::string>& CIFAR10::default_classes() {
-  static const std::vector<std::string> names = {"airplane", "automobile", "bird",  "cat",
-                                                 "deer",     "dog",        "frog",  "horse",
-                                                 "ship",     "truck"};
+  static const std::vector<std::string> names = {
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
   return names;
 }
 
@@ -87,13 +86,13 @@ ImageBytes read_cifar10(const std::string& root, Split split, const CIFAR10Optio
     std::error_code ec;
     const uintmax_t size = fs::file_size(path, ec);
     if (ec) KILN_FAIL("CIFAR10: ", path.string(), ": cannot open: ", ec.message());
-    KILN_CHECK(size % CIFAR10::kRecordBytes == 0, "CIFAR10: ", path.string(), ": file size ",
-               size, " is not a multiple of the ", CIFAR10::kRecordBytes,
+    KILN_CHECK(size % CIFAR10::kRecordBytes == 0, "CIFAR10: ", path.string(), ": file size ", size,
+               " is not a multiple of the ", CIFAR10::kRecordBytes,
                "-byte record (1 label + 3072 pixels): truncated or not CIFAR-10 binary");
-    KILN_CHECK(size / CIFAR10::kRecordBytes == static_cast<uintmax_t>(records), "CIFAR10: ",
-               path.string(), ": record count: expected ", records, " records (",
-               records * CIFAR10::kRecordBytes, " bytes), got ", size / CIFAR10::kRecordBytes,
-               " (", size, " bytes)");
+    KILN_CHECK(size / CIFAR10::kRecordBytes == static_cast<uintmax_t>(records),
+               "CIFAR10: ", path.string(), ": record count: expected ", records, " records (",
+               records * CIFAR10::kRecordBytes, " bytes), got ", size / CIFAR10::kRecordBytes, " (",
+               size, " bytes)");
     paths.push_back(path);
   }
 

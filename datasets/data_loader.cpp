@@ -51,7 +51,8 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options)
   input_shape_ = dataset_.image_shape();
   KILN_CHECK(input_shape_.size() == 3, "DataLoader: expected dataset images [C, H, W], got shape ",
              input_shape_);
-  output_shape_ = options_.transform ? options_.transform->output_shape(input_shape_) : input_shape_;
+  output_shape_ =
+      options_.transform ? options_.transform->output_shape(input_shape_) : input_shape_;
   state_.seed = options_.seed;
 }
 

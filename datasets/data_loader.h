@@ -1,7 +1,7 @@
 // DataLoader: seeded shuffling, batching and augmentation, with the next batches assembled in the
 // background (oneTBB) while the model trains.
 //
-//   data::DataLoader loader(train, data::LoaderOptions{.batch_size = 32, .shuffle = true, .seed = 0});
+//   data::DataLoader loader(train, {.batch_size = 32, .shuffle = true, .seed = 0});
 //   for (const data::Batch& b : loader) { b.images; b.labels; }   // [B, C, H, W] f32, [B] i64
 //
 // Each range-for runs one epoch; the next one reshuffles. Everything random is a function of
@@ -57,6 +57,8 @@ struct LoaderState {
 class DataLoader {
  public:
   DataLoader(const Dataset& dataset, LoaderOptions options = {});
+  /// A temporary dataset would be destroyed while the loader still reads it.
+  DataLoader(const Dataset&& dataset, LoaderOptions options = {}) = delete;
   /// Waits for the batches still being assembled.
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;

@@ -40,7 +40,8 @@ class Dataset {
   virtual Shape image_shape() const;
   /// Writes image `index` as contiguous f32 [C, H, W] to `image` (image_shape() numel floats)
   /// and returns its label. Must be safe to call from several threads at once. The default calls
-  /// get(index) and checks the image's shape and dtype.
+  /// get(index) and checks the image's dtype and shape against image_shape(), so a dataset whose
+  /// get(0) is costly should override image_shape().
   virtual int64_t get_into(int64_t index, float* image) const;
   /// Class names in label order; empty when the dataset has none.
   virtual std::vector<std::string> classes() const { return {}; }

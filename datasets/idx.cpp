@@ -30,13 +30,20 @@ uint32_t big_endian32(const uint8_t bytes[4]) {
 
 std::string type_name(uint8_t type) {
   switch (type) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return "no IDX type";
+    case 0x08:
+      return "unsigned byte";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "int16";
+    case 0x0C:
+      return "int32";
+    case 0x0D:
+      return "float32";
+    case 0x0E:
+      return "float64";
+    default:
+      return "no IDX type";
   }
 }
 
@@ -88,10 +95,27 @@ IdxFile::IdxFile(const std::string& path, int64_t ndim, const std::string& who,
     }
     dims_[d] = size;
     if (__builtin_mul_overflow(data_bytes_, size, &data_bytes_) || data_bytes_ > limits.max_bytes) {
-      stream_->fail(field + ": the dims " + shape_str(std::vector<int64_t>(dims_.begin(), dims_.begin() + d + 1)) +
+      stream_->fail(field + ": the dims " +
+                    shape_str(std::vector<int64_t>(dims_.begin(), dims_.begin() + d + 1)) +
                     " declare more than the cap of " + std::to_string(limits.max_bytes) +
                     " data bytes");
     }
+  }
+
+  // The declared size against what the file holds, before anyone allocates data_bytes().
+  const uint64_t declared = stream_->position() + static_cast<uint64_t>(data_bytes_);
+  if (!stream_->gzipped()) {
+    if (stream_->file_size() != declared) {
+      stream_->fail(
+          "file size " + std::to_string(stream_->file_size()) + " bytes, but the header " +
+          "declares " + std::to_string(declared) + " (" + std::to_string(stream_->position()) +
+          " header + " + std::to_string(data_bytes_) +
+          " data): " + (stream_->file_size() < declared ? "truncated" : "trailing bytes"));
+    }
+  } else if (stream_->gzip_declared_size() != static_cast<uint32_t>(declared)) {
+    stream_->fail("the gzip trailer declares " + std::to_string(stream_->gzip_declared_size()) +
+                  " inflated bytes (mod 2^32), but the IDX header declares " +
+                  std::to_string(declared) + ": the file is truncated or corrupt");
   }
 }
 

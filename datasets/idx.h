@@ -5,8 +5,9 @@
 //   data   the product of the dims, in items of the type, row-major
 //
 // IdxFile validates the whole header (magic, type, ndim, every size against a cap, the product
-// with checked multiplication) before anything is allocated, so a caller can compare two files'
-// headers before it reads either body.
+// with checked multiplication) and checks the declared size against the file (its size on disk,
+// or the gzip trailer's inflated size) before anything is allocated, so a caller can compare two
+// files' headers before it reads either body. Reading the body then checks every byte again.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,9 @@ namespace kiln::data {
 
 /// Caps on what an IDX header may declare. The defaults fit every MNIST-family dataset.
 struct IdxLimits {
-  int64_t max_count = 10'000'000;          // dims[0], the number of items
-  int64_t max_side = 4096;                 // every other dim
-  int64_t max_bytes = int64_t{1} << 31;    // the data size
+  int64_t max_count = 10'000'000;        // dims[0], the number of items
+  int64_t max_side = 4096;               // every other dim
+  int64_t max_bytes = int64_t{1} << 30;  // the data size
 };
 
 class IdxFile {

@@ -7,7 +7,8 @@
 namespace kiln::data {
 
 void bytes_to_unit_floats(const uint8_t* in, int64_t n, float* out) {
-  // Division, not multiplication by 1/255, so the values equal torchvision's ToTensor() bit for bit.
+  // Division, not multiplication by 1/255, so the values equal torchvision's ToTensor() bit for
+  // bit.
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) / 255.0f;
 }
 
@@ -25,8 +26,8 @@ InMemoryImages::InMemoryImages(ImageBytes contents) : contents_(std::move(conten
              name, ": ", size_, " labels need ", size_, " x ", shape, " pixel bytes, got ",
              contents_.pixels.size());
   const size_t num_classes = contents_.classes.size();
-  KILN_CHECK(num_classes > 0 && num_classes <= 256, name,
-             ": expected 1 to 256 class names, got ", num_classes);
+  KILN_CHECK(num_classes > 0 && num_classes <= 256, name, ": expected 1 to 256 class names, got ",
+             num_classes);
   for (int64_t i = 0; i < size_; ++i) {
     KILN_CHECK(contents_.labels[i] < num_classes, name, ": example ", i, ": label ",
                static_cast<int>(contents_.labels[i]), " is out of range [0, ", num_classes, ")");
@@ -34,8 +35,8 @@ InMemoryImages::InMemoryImages(ImageBytes contents) : contents_(std::move(conten
 }
 
 void InMemoryImages::check_index(int64_t index) const {
-  KILN_CHECK(index >= 0 && index < size_, name(), ": index ", index, " is out of range [0, ",
-             size_, ")");
+  KILN_CHECK(index >= 0 && index < size_, name(), ": index ", index, " is out of range [0, ", size_,
+             ")");
 }
 
 const uint8_t* InMemoryImages::pixels(int64_t index) const {
@@ -63,8 +64,8 @@ int64_t InMemoryImages::get_into(int64_t index, float* image) const {
 InMemoryImages random_images(int64_t n, const Shape& image_shape, int64_t num_classes,
                              uint64_t seed) {
   KILN_CHECK(n > 0 && num_classes > 0 && num_classes <= 256,
-             "random_images: expected n > 0 and 1 to 256 classes, got n ", n, " and ",
-             num_classes, " classes");
+             "random_images: expected n > 0 and 1 to 256 classes, got n ", n, " and ", num_classes,
+             " classes");
   KILN_CHECK(image_shape.size() == 3, "random_images: expected an image shape [C, H, W], got ",
              image_shape);
   ImageBytes contents;

@@ -42,9 +42,9 @@ ImageBytes read_mnist_format(const std::string& name, const std::string& root, S
   contents.classes = std::move(classes);
   contents.labels = labels.read_data();
   for (size_t i = 0; i < contents.labels.size(); ++i) {
-    KILN_CHECK(contents.labels[i] < contents.classes.size(), name, ": ", labels.path(),
-               ": label ", i, " is ", static_cast<int>(contents.labels[i]),
-               ", out of range [0, ", contents.classes.size(), ")");
+    KILN_CHECK(contents.labels[i] < contents.classes.size(), name, ": ", labels.path(), ": label ",
+               i, " is ", static_cast<int>(contents.labels[i]), ", out of range [0, ",
+               contents.classes.size(), ")");
   }
   contents.pixels = images.read_data();
   return contents;

@@ -38,8 +38,8 @@ Normalize::Normalize(std::vector<float> mean, std::vector<float> std)
 
 Shape Normalize::output_shape(const Shape& input) const {
   check_image_shape(input, "Normalize");
-  KILN_CHECK(mean_.size() == 1 || static_cast<int64_t>(mean_.size()) == input[0], "Normalize: ",
-             mean_.size(), " channel statistics do not fit an image of ", input[0],
+  KILN_CHECK(mean_.size() == 1 || static_cast<int64_t>(mean_.size()) == input[0],
+             "Normalize: ", mean_.size(), " channel statistics do not fit an image of ", input[0],
              " channels (shape ", input, ")");
   return input;
 }
@@ -88,19 +88,21 @@ RandomCrop::RandomCrop(int64_t size, int64_t padding) : size_(size), padding_(pa
 
 Shape RandomCrop::output_shape(const Shape& input) const {
   check_image_shape(input, "RandomCrop");
-  KILN_CHECK(size_ <= input[1] + 2 * padding_ && size_ <= input[2] + 2 * padding_,
-             "RandomCrop: a ", size_, "x", size_, " crop does not fit an image of shape ", input,
-             " padded by ", padding_);
+  KILN_CHECK(size_ <= input[1] + 2 * padding_ && size_ <= input[2] + 2 * padding_, "RandomCrop: a ",
+             size_, "x", size_, " crop does not fit an image of shape ", input, " padded by ",
+             padding_);
   return {input[0], size_, size_};
 }
 
 void RandomCrop::apply(const float* in, const Shape& input, float* out, Generator& gen) const {
   const int64_t C = input[0], H = input[1], W = input[2], S = size_, p = padding_;
-  const int64_t top = static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(H + 2 * p - S + 1)));
-  const int64_t left = static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(W + 2 * p - S + 1)));
+  const int64_t top =
+      static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(H + 2 * p - S + 1)));
+  const int64_t left =
+      static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(W + 2 * p - S + 1)));
   // out[c, y, x] = padded[c, top + y, left + x] = in[c, top + y - p, left + x - p], or 0 outside.
-  const int64_t x_begin = std::clamp<int64_t>(p - left, 0, S);     // first x inside the image
-  const int64_t x_end = std::clamp<int64_t>(W + p - left, 0, S);   // one past the last
+  const int64_t x_begin = std::clamp<int64_t>(p - left, 0, S);    // first x inside the image
+  const int64_t x_end = std::clamp<int64_t>(W + p - left, 0, S);  // one past the last
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t y = 0; y < S; ++y) {
       float* row = out + (c * S + y) * S;

@@ -100,8 +100,8 @@ class Compose : public Transform {
 /// given transforms.
 template <class... Steps>
 std::shared_ptr<const Transform> compose(Steps... steps) {
-  return std::make_shared<Compose>(std::vector<std::shared_ptr<const Transform>>{
-      std::make_shared<Steps>(std::move(steps))...});
+  return std::make_shared<Compose>(
+      std::vector<std::shared_ptr<const Transform>>{std::make_shared<Steps>(std::move(steps))...});
 }
 
 /// The standard CIFAR-10 training augmentation: RandomCrop(32, 4), RandomHorizontalFlip(0.5),

@@ -5,9 +5,9 @@
 
 using namespace kiln;
 using namespace kiln::data;
+using Catch::Matchers::Contains;
 using kiln::test::Bytes;
 using kiln::test::error_of;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -60,11 +60,13 @@ TEST_CASE("CIFAR10 reads a generated split in the official layout") {
 TEST_CASE("CIFAR10 reads from root itself and takes class names from batches.meta.txt") {
   kiln::test::TempDir dir;
   write_cifar(dir.str());
-  kiln::test::write_text(dir / "batches.meta.txt",
-                         "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  kiln::test::write_text(
+      dir / "batches.meta.txt",
+      "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
   CHECK(CIFAR10(dir.str(), Split::Test, kSmall).classes() == CIFAR10::default_classes());
 
-  kiln::test::write_text(dir / "batches.meta.txt", "a\r\nb\r\nc\r\nd\r\ne\r\nf\r\ng\r\nh\r\ni\r\nj");
+  kiln::test::write_text(dir / "batches.meta.txt",
+                         "a\r\nb\r\nc\r\nd\r\ne\r\nf\r\ng\r\nh\r\ni\r\nj");
   CHECK(CIFAR10(dir.str(), Split::Test, kSmall).classes().back() == "j");
 
   kiln::test::write_text(dir / "batches.meta.txt", "a\nb\nc\n");
@@ -78,23 +80,26 @@ TEST_CASE("CIFAR10 refuses a file whose size is not a whole number of records") 
   Bytes records = kiln::test::cifar_records(kRecords);
   records.push_back(0);
   kiln::test::write_file(dir / "data_batch_3.bin", records);
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Train, kSmall); }),
-             Contains("data_batch_3.bin: file size 9220 is not a multiple of the 3073-byte record"));
+  CHECK_THAT(
+      error_of([&] { CIFAR10(dir.str(), Split::Train, kSmall); }),
+      Contains("data_batch_3.bin: file size 9220 is not a multiple of the 3073-byte record"));
 }
 
 TEST_CASE("CIFAR10 refuses a file with the wrong number of records") {
   kiln::test::TempDir dir;
   write_cifar(dir.str());
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Test); }),
-             Contains("test_batch.bin: record count: expected 10000 records (30730000 bytes), got 3 "
-                      "(9219 bytes)"));
+  CHECK_THAT(
+      error_of([&] { CIFAR10(dir.str(), Split::Test); }),
+      Contains("test_batch.bin: record count: expected 10000 records (30730000 bytes), got 3 "
+               "(9219 bytes)"));
 }
 
 TEST_CASE("CIFAR10 refuses a file truncated at any byte") {
   kiln::test::TempDir dir;
   const Bytes records = kiln::test::cifar_records(2);
   for (size_t length = 0; length < records.size(); ++length) {
-    kiln::test::write_file(dir / "test_batch.bin", Bytes(records.begin(), records.begin() + length));
+    kiln::test::write_file(dir / "test_batch.bin",
+                           Bytes(records.begin(), records.begin() + length));
     INFO(length << " bytes");
     CHECK_THROWS_AS(CIFAR10(dir.str(), Split::Test, CIFAR10Options{.records_per_file = 2}),
                     kiln::Error);
@@ -108,7 +113,8 @@ TEST_CASE("CIFAR10 refuses a label out of range, naming the record") {
   records[2 * 3073] = 10;
   kiln::test::write_file(dir / "test_batch.bin", records);
   CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Test, kSmall); }),
-             Contains("CIFAR10: " + dir.str() + "/test_batch.bin: record 2 label: 10 is out of "
+             Contains("CIFAR10: " + dir.str() +
+                      "/test_batch.bin: record 2 label: 10 is out of "
                       "range [0, 10)"));
 }
 
@@ -119,6 +125,7 @@ TEST_CASE("CIFAR10 reports missing files and a bad option") {
   kiln::test::write_file(dir / "data_batch_1.bin", kiln::test::cifar_records(kRecords));
   CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Train, kSmall); }),
              Contains("data_batch_2.bin: cannot open"));
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
-             Contains("records_per_file must be in [1, 100000], got 0"));
+  CHECK_THAT(
+      error_of([&] { CIFAR10(dir.str(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
+      Contains("records_per_file must be in [1, 100000], got 0"));
 }

@@ -2,14 +2,16 @@
 #include <kiln/kiln.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
+#include <type_traits>
 
 #include "dataset_files.h"
 
 using namespace kiln;
 using namespace kiln::data;
-using kiln::test::error_of;
 using Catch::Matchers::Contains;
+using kiln::test::error_of;
 
 namespace {
 
@@ -55,7 +57,60 @@ class CountingDataset : public Dataset {
   int64_t n_;
 };
 
+// get() fails for one index, as a reader of a broken file would.
+class FailingDataset : public Dataset {
+ public:
+  int64_t size() const override { return 20; }
+  Shape image_shape() const override { return {1, 2, 2}; }
+  Example get(int64_t index) const override {
+    KILN_CHECK(index != 13, "FailingDataset: example 13 is unreadable");
+    return {Tensor::zeros({1, 2, 2}), 0};
+  }
+};
+
 }  // namespace
+
+// A loader over a temporary dataset would dangle: it does not compile.
+static_assert(!std::is_constructible_v<DataLoader, InMemoryImages&&, LoaderOptions>);
+static_assert(std::is_constructible_v<DataLoader, InMemoryImages&, LoaderOptions>);
+
+TEST_CASE("DataLoader runs the public API example on the real Fashion-MNIST") {
+  REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  data::FashionMNIST train("/usr/share/datasets/fashion-mnist", data::Split::Train);
+  data::Example e = train.get(0);
+  CHECK(e.image.shape() == Shape{1, 28, 28});
+  CHECK(e.label == 9);
+  data::DataLoader loader(train, data::LoaderOptions{.batch_size = 32, .shuffle = true, .seed = 0});
+  int64_t batches = 0, examples = 0;
+  std::vector<int64_t> label_counts(10, 0);
+  for (const data::Batch& b : loader) {
+    REQUIRE(b.images.dim() == 4);
+    REQUIRE(b.images.size(0) == b.labels.size(0));
+    for (int64_t label : b.labels.to_vector<int64_t>()) ++label_counts[label];
+    examples += b.images.size(0);
+    ++batches;
+  }
+  CHECK(batches == 1875);
+  CHECK(examples == 60000);
+  for (int64_t count : label_counts) CHECK(count == 6000);
+}
+
+TEST_CASE("DataLoader passes on a dataset's error, with prefetch on or off") {
+  FailingDataset data;
+  for (int64_t prefetch : {0, 3}) {
+    DataLoader loader(data, LoaderOptions{.batch_size = 4, .prefetch = prefetch});
+    std::string message = error_of([&] {
+      for (const Batch& b : loader) (void)b;
+    });
+    INFO("prefetch " << prefetch);
+    CHECK_THAT(message, Contains("FailingDataset: example 13 is unreadable"));
+    CHECK(loader.state().batch == 3);  // batches 0..2 were delivered; batch 3 failed
+    // The loader is still usable: asking again fails the same way, and other positions work.
+    CHECK_THROWS_AS(loader.next(), kiln::Error);
+    loader.load_state({.seed = 0, .epoch = 0, .batch = 4});
+    CHECK(loader.next()->labels.size(0) == 4);
+  }
+}
 
 TEST_CASE("DataLoader batches in index order without shuffle") {
   InMemoryImages data = random_images(10, {3, 4, 5}, 7, /*seed=*/1);
@@ -119,7 +174,10 @@ TEST_CASE("DataLoader gives the same batches with prefetch on or off, at any thr
   ThreadCountGuard guard;
   InMemoryImages data = random_images(50, {3, 32, 32}, 10, /*seed=*/3);
   auto options = [](int64_t prefetch) {
-    return LoaderOptions{.batch_size = 8, .shuffle = true, .seed = 7, .prefetch = prefetch,
+    return LoaderOptions{.batch_size = 8,
+                         .shuffle = true,
+                         .seed = 7,
+                         .prefetch = prefetch,
                          .transform = cifar10_train_transform()};
   };
   set_num_threads(2);
@@ -135,8 +193,10 @@ TEST_CASE("DataLoader gives the same batches with prefetch on or off, at any thr
   }
   // The augmentation really happened: the images differ from the raw, normalized ones.
   set_num_threads(2);
-  DataLoader plain(data, LoaderOptions{.batch_size = 8, .shuffle = true, .seed = 7,
-                                       .transform = cifar10_test_transform()});
+  DataLoader plain(
+      data,
+      LoaderOptions{
+          .batch_size = 8, .shuffle = true, .seed = 7, .transform = cifar10_test_transform()});
   std::vector<Flat> unaugmented = run(plain, 1);
   CHECK(unaugmented[0].indices == reference[0].indices);
   CHECK(unaugmented[0].images != reference[0].images);
@@ -146,7 +206,9 @@ TEST_CASE("DataLoader gives the same batches with prefetch on or off, at any thr
 
 TEST_CASE("DataLoader resumes from a saved state with exactly the same batches") {
   InMemoryImages data = random_images(30, {3, 8, 8}, 4, /*seed=*/4);
-  const LoaderOptions options{.batch_size = 7, .shuffle = true, .seed = 11,
+  const LoaderOptions options{.batch_size = 7,
+                              .shuffle = true,
+                              .seed = 11,
                               .transform = compose(RandomCrop(8, 2), RandomHorizontalFlip(0.5))};
   DataLoader original(data, options);
   const std::vector<Flat> all = run(original, 3);  // 5 batches per epoch
@@ -208,18 +270,19 @@ TEST_CASE("DataLoader checks its options and states") {
   InMemoryImages data = random_images(10, {1, 28, 28}, 10);
   CHECK_THAT(error_of([&] { DataLoader(data, LoaderOptions{.batch_size = 0}); }),
              Contains("DataLoader: batch_size must be at least 1, got 0"));
-  CHECK_THAT(error_of([&] { DataLoader(data, LoaderOptions{.batch_size = 11, .drop_last = true}); }),
-             Contains("drop_last with batch_size 11 leaves no batch of a dataset of 10 examples"));
+  CHECK_THAT(
+      error_of([&] { DataLoader(data, LoaderOptions{.batch_size = 11, .drop_last = true}); }),
+      Contains("drop_last with batch_size 11 leaves no batch of a dataset of 10 examples"));
   CHECK_THAT(error_of([&] { DataLoader(data, LoaderOptions{.prefetch = -1}); }),
              Contains("prefetch must be in [0, 64], got -1"));
-  CHECK_THAT(error_of([&] {
-               DataLoader(data, LoaderOptions{.transform = cifar10_train_transform()});
-             }),
-             Contains("Normalize: 3 channel statistics do not fit an image of 1 channels"));
-  CHECK_THAT(error_of([&] {
-               DataLoader(data, LoaderOptions{.transform = std::make_shared<RandomCrop>(37, 4)});
-             }),
-             Contains("RandomCrop: a 37x37 crop does not fit an image of shape [1, 28, 28] padded by 4"));
+  CHECK_THAT(
+      error_of([&] { DataLoader(data, LoaderOptions{.transform = cifar10_train_transform()}); }),
+      Contains("Normalize: 3 channel statistics do not fit an image of 1 channels"));
+  CHECK_THAT(
+      error_of([&] {
+        DataLoader(data, LoaderOptions{.transform = std::make_shared<RandomCrop>(37, 4)});
+      }),
+      Contains("RandomCrop: a 37x37 crop does not fit an image of shape [1, 28, 28] padded by 4"));
   DataLoader loader(data, LoaderOptions{.batch_size = 3});
   CHECK_THAT(error_of([&] { loader.load_state({.seed = 0, .epoch = 0, .batch = 5}); }),
              Contains("expected epoch >= 0 and batch in [0, 4], got epoch 0, batch 5"));

@@ -60,7 +60,8 @@ inline void write_file(const std::string& path, const Bytes& bytes) {
   // (auto_da_alloc), which makes the tests that rewrite a file thousands of times crawl.
   std::filesystem::remove(path);
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   KILN_CHECK(out.good(), "test: cannot write ", path);
 }
 
@@ -86,8 +87,7 @@ inline Bytes gzip(const Bytes& data) {
 }
 
 /// An IDX file of unsigned bytes: magic 0x0000 08 <ndim>, big-endian dims, then data.
-inline Bytes idx_bytes(const std::vector<uint32_t>& dims, const Bytes& data,
-                       uint8_t type = 0x08) {
+inline Bytes idx_bytes(const std::vector<uint32_t>& dims, const Bytes& data, uint8_t type = 0x08) {
   Bytes out = {0, 0, type, static_cast<uint8_t>(dims.size())};
   for (uint32_t d : dims) {
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(d >> shift));

@@ -6,15 +6,21 @@
 
 using namespace kiln;
 using namespace kiln::data;
+using Catch::Matchers::Contains;
 using kiln::test::Bytes;
 using kiln::test::error_of;
-using Catch::Matchers::Contains;
 
 namespace {
 
 // 3 images of 4 rows x 5 columns.
 const Bytes kPixels = kiln::test::pattern(3 * 4 * 5);
 const Bytes kImages = kiln::test::idx_bytes({3, 4, 5}, kPixels);
+
+// The gzip bytes with the trailer's ISIZE field (the last 4 bytes, little-endian) replaced.
+Bytes with_isize(Bytes gz, uint32_t size) {
+  for (int k = 0; k < 4; ++k) gz[gz.size() - 4 + k] = static_cast<uint8_t>(size >> (8 * k));
+  return gz;
+}
 
 std::string read_error(const std::string& path, int64_t ndim = 3, const IdxLimits& limits = {}) {
   return error_of([&] {
@@ -46,7 +52,8 @@ TEST_CASE("IdxFile names the file and the field for a wrong magic number") {
 
   kiln::test::write_file(path, kiln::test::idx_bytes({3}, Bytes(3, 1)));  // a labels file
   std::string message = read_error(path);
-  CHECK_THAT(message, Contains("Test: " + path + ": magic: expected 0x00000803 (unsigned byte, 3 "
+  CHECK_THAT(message, Contains("Test: " + path +
+                               ": magic: expected 0x00000803 (unsigned byte, 3 "
                                "dims), got 0x00000801"));
   CHECK_THAT(message, Contains("a labels file where images were expected?"));
 
@@ -72,11 +79,11 @@ TEST_CASE("IdxFile checks every size against its cap before allocating") {
   // 10^7 images of 4096 x 4096 would be 1.6e14 bytes: refused from the header alone.
   kiln::test::write_file(path, kiln::test::idx_bytes({10'000'000, 4096, 4096}, {}));
   CHECK_THAT(read_error(path), Contains("dims[1] (rows): the dims [10000000, 4096] declare more "
-                                        "than the cap of 2147483648 data bytes"));
+                                        "than the cap of 1073741824 data bytes"));
 
   // With caps lifted, the product of three 32-bit sizes overflows int64: still refused.
-  IdxLimits unlimited{.max_count = int64_t{1} << 40, .max_side = int64_t{1} << 40,
-                      .max_bytes = INT64_MAX};
+  IdxLimits unlimited{
+      .max_count = int64_t{1} << 40, .max_side = int64_t{1} << 40, .max_bytes = INT64_MAX};
   kiln::test::write_file(path, kiln::test::idx_bytes({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}));
   CHECK_THAT(read_error(path, 3, unlimited),
              Contains("dims[1] (rows): the dims [4294967295, 4294967295] declare more than"));
@@ -100,13 +107,42 @@ TEST_CASE("IdxFile refuses a file truncated at any byte, raw or gzipped") {
     INFO("gzip, " << length << " of " << packed.size() << " bytes");
     CHECK_THROWS_AS(IdxFile(path, 3, "Test").read_data(), kiln::Error);
   }
+  // A truncated file is refused from its size before the data is allocated...
   kiln::test::write_file(path, Bytes(kImages.begin(), kImages.end() - 1));
-  CHECK_THAT(read_error(path), Contains("data: truncated: expected 60 bytes, the file ends after 59"));
+  CHECK_THAT(read_error(path), Contains("file size 75 bytes, but the header declares 76 (16 header "
+                                        "+ 60 data): truncated"));
   kiln::test::write_file(path, kiln::test::gzip(Bytes(kImages.begin(), kImages.end() - 1)));
-  CHECK_THAT(read_error(path), Contains("data: truncated: expected 60 bytes, the gzip stream ends "
-                                        "after 59"));
-  kiln::test::write_file(path, Bytes(packed.begin(), packed.end() - 4));
-  CHECK_THAT(read_error(path), Contains("truncated gzip file"));
+  CHECK_THAT(read_error(path),
+             Contains("the gzip trailer declares 75 inflated bytes (mod 2^32), but "
+                      "the IDX header declares 76: the file is truncated or "
+                      "corrupt"));
+  // ...and again while inflating, when the trailer lies.
+  kiln::test::write_file(
+      path, with_isize(kiln::test::gzip(Bytes(kImages.begin(), kImages.end() - 1)), 76));
+  CHECK_THAT(read_error(path), Contains("corrupt gzip data (incorrect length check)"));
+}
+
+TEST_CASE("ByteStream names the field a short read was for") {
+  kiln::test::TempDir dir;
+  kiln::test::write_file(dir / "short", Bytes(10, 7));
+  ByteStream stream(dir / "short", "Test");
+  uint8_t buffer[16];
+  stream.read_exact(buffer, 4, "magic");
+  CHECK_THAT(error_of([&] { stream.read_exact(buffer, 16, "pixels"); }),
+             Contains("Test: " + (dir / "short") +
+                      ": pixels: truncated: expected 16 bytes, the "
+                      "file ends after 6 (at byte 10)"));
+
+  // A gzip stream cut inside its trailer: all the data inflates, but the stream never ends.
+  const Bytes packed = kiln::test::gzip(kImages);
+  kiln::test::write_file(dir / "cut.gz", Bytes(packed.begin(), packed.end() - 4));
+  ByteStream cut(dir / "cut.gz", "Test");
+  std::vector<uint8_t> all(kImages.size());
+  cut.read_exact(all.data(), all.size(), "everything");
+  CHECK(all == kImages);
+  CHECK_THAT(error_of([&] { cut.expect_end(all.size()); }),
+             Contains("truncated gzip file: the compressed data ends before the end-of-stream "
+                      "trailer"));
 }
 
 TEST_CASE("IdxFile refuses data beyond what the header declares") {
@@ -115,17 +151,26 @@ TEST_CASE("IdxFile refuses data beyond what the header declares") {
   Bytes longer = kImages;
   longer.push_back(0);
   kiln::test::write_file(path, longer);
-  CHECK_THAT(read_error(path), Contains("longer than the 76 bytes its header declares"));
+  CHECK_THAT(read_error(path), Contains("file size 77 bytes, but the header declares 76 (16 header "
+                                        "+ 60 data): trailing bytes"));
 
-  // A gzip stream that inflates far past the declared size stops at the cap.
+  // A gzip stream that inflates far past the declared size: its trailer gives it away...
   Bytes bomb = kImages;
   bomb.resize(bomb.size() + (size_t{1} << 20), 0);
   kiln::test::write_file(path, kiln::test::gzip(bomb));
+  CHECK_THAT(read_error(path), Contains("the gzip trailer declares 1048652 inflated bytes"));
+  // ...and with a forged trailer, inflating stops at the cap.
+  kiln::test::write_file(path, with_isize(kiln::test::gzip(bomb), 76));
   CHECK_THAT(read_error(path), Contains("gzip stream inflates past its cap of 76 bytes"));
 
-  // Bytes after a complete gzip stream.
+  // Bytes after a complete gzip stream: refused from the trailer, or, when the extra bytes end
+  // like a valid trailer, after inflating.
   Bytes trailing = kiln::test::gzip(kImages);
   trailing.push_back(0x42);
+  kiln::test::write_file(path, trailing);
+  CHECK_THAT(read_error(path), Contains("the file is truncated or corrupt"));
+  trailing = kiln::test::gzip(kImages);
+  trailing.insert(trailing.end(), {76, 0, 0, 0});
   kiln::test::write_file(path, trailing);
   CHECK_THAT(read_error(path), Contains("unexpected bytes after the end of the gzip stream"));
 }

@@ -8,9 +8,9 @@
 
 using namespace kiln;
 using namespace kiln::data;
+using Catch::Matchers::Contains;
 using kiln::test::Bytes;
 using kiln::test::error_of;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -70,7 +70,8 @@ TEST_CASE("FashionMNIST finds the torchvision layout and names its classes") {
   CHECK(test.classes().back() == "Ankle boot");
   CHECK_THAT(error_of([&] { FashionMNIST(dir.str(), Split::Train); }),
              Contains("FashionMNIST: found neither train-images-idx3-ubyte nor "
-                      "train-images-idx3-ubyte.gz in " + dir.str()));
+                      "train-images-idx3-ubyte.gz in " +
+                      dir.str()));
 }
 
 TEST_CASE("MNIST refuses images and labels whose counts disagree") {
@@ -105,8 +106,8 @@ TEST_CASE("MNIST refuses swapped files and truncated images with the file and fi
   images.resize(images.size() - 7);
   kiln::test::write_file(dir / "t10k-images-idx3-ubyte", images);
   CHECK_THAT(error_of([&] { MNIST(dir.str(), Split::Test); }),
-             Contains("t10k-images-idx3-ubyte: data: truncated: expected 60 bytes, the file ends "
-                      "after 53"));
+             Contains("t10k-images-idx3-ubyte: file size 69 bytes, but the header declares 76 "
+                      "(16 header + 60 data): truncated"));
 }
 
 // The real data, from Debian's dataset-fashion-mnist (scripts/install-deps.sh installs it).

@@ -8,8 +8,8 @@
 
 using namespace kiln;
 using namespace kiln::data;
-using kiln::test::error_of;
 using Catch::Matchers::Contains;
+using kiln::test::error_of;
 
 namespace {
 
@@ -53,7 +53,9 @@ TEST_CASE("Normalize subtracts the mean and divides by the std per channel") {
   CHECK_THAT(error_of([&] { Normalize(kCifar10Mean, kCifar10Std)(image, gen); }),
              Contains("Normalize: 3 channel statistics do not fit an image of 2 channels"));
   CHECK_THAT(error_of([] { Normalize({0.5f}, {0.0f}); }), Contains("every std must be positive"));
-  CHECK_THAT(error_of([] { Normalize({0.5f, 0.5f}, {1.0f}); }),
+  CHECK_THAT(error_of([] {
+               Normalize({0.5f, 0.5f}, {1.0f});
+             }),
              Contains("mean and std of the same non-zero length, got 2 and 1"));
 }
 
@@ -102,11 +104,12 @@ TEST_CASE("RandomCrop equals the pad-then-crop reference at every drawn offset")
     // Every offset turns up (the ranges here have at most 9 x 9 = 81 offsets).
     CHECK(static_cast<int64_t>(offsets.size()) == (H + 2 * p - size + 1) * (W + 2 * p - size + 1));
   }
-  CHECK_THAT(error_of([] {
-               Generator gen(0);
-               RandomCrop(41, 4)(Tensor::zeros({3, 32, 32}), gen);
-             }),
-             Contains("RandomCrop: a 41x41 crop does not fit an image of shape [3, 32, 32] padded by 4"));
+  CHECK_THAT(
+      error_of([] {
+        Generator gen(0);
+        RandomCrop(41, 4)(Tensor::zeros({3, 32, 32}), gen);
+      }),
+      Contains("RandomCrop: a 41x41 crop does not fit an image of shape [3, 32, 32] padded by 4"));
 }
 
 TEST_CASE("RandomHorizontalFlip mirrors with probability p") {
@@ -150,6 +153,8 @@ TEST_CASE("Compose runs its steps in order on one generator") {
   Generator gen(0);
   CHECK((*fashion)(numbered_image(1, 28, 28), gen).shape() == Shape{1, 30, 30});
   auto two_channels = compose(Pad(2), Normalize({0.5f, 0.5f}, {1.0f, 1.0f}));
-  CHECK_THAT(error_of([&] { two_channels->output_shape({3, 28, 28}); }),
+  CHECK_THAT(error_of([&] {
+               two_channels->output_shape({3, 28, 28});
+             }),
              Contains("Normalize: 2 channel statistics do not fit an image of 3 channels"));
 }
