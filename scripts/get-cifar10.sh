@@ -41,7 +41,8 @@ if [[ $# -ne 1 || -z "$1" ]]; then
   exit 2
 fi
 for tool in curl md5sum tar; do
-  command -v "$tool" > /dev/null || die "$tool is not installed (scripts/install-deps.sh installs it)"
+  command -v "$tool" > /dev/null ||
+    die "$tool is not installed (scripts/install-deps.sh installs it)"
 done
 
 dir=$1
@@ -61,6 +62,8 @@ if complete; then
   exit 0
 fi
 mkdir -p "$dir" || die "cannot create $dir"
+# Staging directories left by a run that was killed outright.
+rm -rf "$dir"/.cifar-10-extract.* "$dir"/.cifar-10-old.*
 
 # ---- download, resuming a partial file ----------------------------------------------------------
 progress=(--silent --show-error)
@@ -125,24 +128,29 @@ else
 fi
 
 # ---- extract the expected members beside the target, then rename into place --------------------
-staging=$(mktemp -d "$dir/.cifar-10-extract.XXXXXX") || die "cannot create a temporary directory in $dir"
+staging=$(mktemp -d "$dir/.cifar-10-extract.XXXXXX") ||
+  die "cannot create a temporary directory in $dir"
 old=""
 cleanup() {
   rm -rf "$staging"
   if [[ -n "$old" ]]; then rm -rf "$old"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 tar -xzf "$archive" -C "$staging" --no-same-owner --no-same-permissions -- "${members[@]}" ||
   die "$archive could not be extracted (or lacks an expected member); delete it and run again"
 for member in "${members[@]}"; do
-  [[ -f "$staging/$member" && ! -L "$staging/$member" ]] || die "$member in $archive is not a regular file"
+  [[ -f "$staging/$member" && ! -L "$staging/$member" ]] ||
+    die "$member in $archive is not a regular file"
 done
 for member in "${members[@]}"; do
   case $member in
     *.bin)
       size=$(stat -c %s "$staging/$member")
-      ((size > 0 && size % 3073 == 0)) || die "$member is $size bytes, not a whole number of 3073-byte records"
+      ((size > 0 && size % 3073 == 0)) ||
+        die "$member is $size bytes, not a whole number of 3073-byte records"
       ;;
   esac
 done

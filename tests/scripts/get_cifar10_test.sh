@@ -52,7 +52,8 @@ def records(n, first_label):
 
 members = {f"data_batch_{f}.bin": records(3, 2 * f) for f in range(1, 6)}
 members["test_batch.bin"] = records(3, 7)
-members["batches.meta.txt"] = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
+classes = "airplane automobile bird cat deer dog frog horse ship truck".split()
+members["batches.meta.txt"] = ("\n".join(classes) + "\n\n").encode()
 members["readme.html"] = b"<html>CIFAR-10 test archive</html>\n"
 for name, data in members.items():
     with open(os.path.join(work, "expected", name), "wb") as f:
@@ -211,24 +212,25 @@ check "the next run resumes and succeeds" test "$status" -eq 0
 check "it asked for the bytes after the partial file" grep -qF "bytes=$half-" "$work/requests.log"
 check "the resumed tree is intact" tree_matches "$work/t4"
 
-# ---- 5. a server that cannot resume: restart from zero --------------------------------------------
+# ---- 5. a server that cannot resume: restart from zero -------------------------------------------
 mkdir -p "$work/t5"
 head -c 1000 "$work/www/cifar.tar.gz" > "$work/t5/cifar-10-binary.tar.gz.part"
 run "$work/t5" "$base/plain/cifar.tar.gz" "$good_md5"
 check "without range support the download restarts and succeeds" test "$status" -eq 0
 check "the restarted tree is intact" tree_matches "$work/t5"
 
-# ---- 6. a stale partial file from another archive: one clean restart ------------------------------
+# ---- 6. a stale partial file from another archive: one clean restart -----------------------------
 mkdir -p "$work/t6"
 head -c 1000 /dev/urandom > "$work/t6/cifar-10-binary.tar.gz.part"
 run "$work/t6" "$base/ranged/cifar.tar.gz" "$good_md5"
 check "a stale partial file is replaced by a fresh download" test "$status" -eq 0
 check "the fresh tree is intact" tree_matches "$work/t6"
 
-# ---- 7. archives that verify but are not CIFAR-10: nothing half-extracted -------------------------
+# ---- 7. archives that verify but are not CIFAR-10: nothing half-extracted ------------------------
 run "$work/t7" "$base/ranged/missing-member.tar.gz" "$(md5_of "$work/www/missing-member.tar.gz")"
 check "an archive without test_batch.bin is refused" test "$status" -ne 0
-check "the refusal names the problem" output_has "could not be extracted (or lacks an expected member)"
+check "the refusal names the problem" \
+  output_has "could not be extracted (or lacks an expected member)"
 check "it leaves no tree or staging directory" \
   test -z "$(find "$work/t7" -mindepth 1 -not -name cifar-10-binary.tar.gz)"
 run "$work/t8" "$base/ranged/short-member.tar.gz" "$(md5_of "$work/www/short-member.tar.gz")"
@@ -236,11 +238,15 @@ check "a member that is not whole records is refused" output_has "data_batch_2.b
 check "it leaves no tree or staging directory" \
   test -z "$(find "$work/t8" -mindepth 1 -not -name cifar-10-binary.tar.gz)"
 
-# ---- 8. an incomplete tree from before is replaced ------------------------------------------------
+# ---- 8. leftovers from before: an incomplete tree, a staging directory -----------------------------------------------
 mkdir -p "$work/t9/cifar-10-batches-bin"
 echo stale > "$work/t9/cifar-10-batches-bin/data_batch_1.bin"
 run "$work/t9" "$base/ranged/cifar.tar.gz" "$good_md5"
 check "an incomplete tree is replaced by a complete one" tree_matches "$work/t9"
+mkdir -p "$work/t11/.cifar-10-extract.abcdef/cifar-10-batches-bin"
+touch "$work/t11/.cifar-10-extract.abcdef/cifar-10-batches-bin/data_batch_1.bin"
+run "$work/t11" "$base/ranged/cifar.tar.gz" "$good_md5"
+check "staging left by a killed run is cleaned up" tree_matches "$work/t11"
 
 # ---- 9. HTTP errors ---------------------------------------------------------------------------
 run "$work/t10" "$base/ranged/absent.tar.gz" "$good_md5"
