@@ -13,7 +13,9 @@
 #include <kiln/autograd/ops.h>
 
 #include <kiln/layers/activation.h>
+#include <kiln/layers/batch_norm.h>
 #include <kiln/layers/dropout.h>
+#include <kiln/layers/group_norm.h>
 #include <kiln/layers/init.h>
 #include <kiln/layers/linear.h>
 #include <kiln/layers/loss.h>
@@ -21,5 +23,10 @@
 #include <kiln/layers/pooling.h>
 #include <kiln/layers/repr.h>
 #include <kiln/layers/sequential.h>
-#include <kiln/layers/batch_norm.h>
-#include <kiln/layers/group_norm.h>
+
+#include <kiln/datasets/cifar10.h>
+#include <kiln/datasets/data_loader.h>
+#include <kiln/datasets/dataset.h>
+#include <kiln/datasets/in_memory_images.h>
+#include <kiln/datasets/mnist.h>
+#include <kiln/datasets/transforms.h>

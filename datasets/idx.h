@@ -1,0 +1,51 @@
+// IDX files (the MNIST family's format), gzipped or raw.
+//
+//   magic  4 bytes: 0x00 0x00, a type byte (0x08 = unsigned byte), the number of dims
+//   dims   ndim big-endian uint32 sizes
+//   data   the product of the dims, in items of the type, row-major
+//
+// IdxFile validates the whole header (magic, type, ndim, every size against a cap, the product
+// with checked multiplication) and checks the declared size against the file (its size on disk,
+// or the gzip trailer's inflated size) before anything is allocated, so a caller can compare two
+// files' headers before it reads either body. Reading the body then checks every byte again.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <kiln/datasets/byte_stream.h>
+
+namespace kiln::data {
+
+/// Caps on what an IDX header may declare. The defaults fit every MNIST-family dataset.
+struct IdxLimits {
+  int64_t max_count = 10'000'000;        // dims[0], the number of items
+  int64_t max_side = 4096;               // every other dim
+  int64_t max_bytes = int64_t{1} << 30;  // the data size
+};
+
+class IdxFile {
+ public:
+  /// Opens `path` and validates its header for unsigned-byte data with `ndim` dims. `who`
+  /// starts every error message (e.g. "FashionMNIST").
+  IdxFile(const std::string& path, int64_t ndim, const std::string& who,
+          const IdxLimits& limits = {});
+
+  const std::string& path() const { return stream_->path(); }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  /// The product of the dims.
+  int64_t data_bytes() const { return data_bytes_; }
+
+  /// Reads the data_bytes() bytes of data into dst, then checks that the file ends there.
+  void read_data(uint8_t* dst);
+  std::vector<uint8_t> read_data();
+
+ private:
+  std::unique_ptr<ByteStream> stream_;
+  std::vector<int64_t> dims_;
+  int64_t data_bytes_ = 0;
+};
+
+}  // namespace kiln::data
