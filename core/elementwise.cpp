@@ -117,6 +117,24 @@ void run_unary(const Tensor& out, const Tensor& a, F f) {
   });
 }
 
+// out[i] = T(a[i]), a broadcast to out's shape.
+template <class T, class S>
+void run_convert(const Tensor& out, const Tensor& a) {
+  T* po = out.data_ptr<T>();
+  const S* pa = a.data_ptr<S>();
+  auto layout = make_layout<2>(out.shape(), {out.strides(), broadcast_strides(a, out.shape())});
+  parallel_strided_for(layout, [&](const std::array<int64_t, 2>& off, int64_t n,
+                                   const std::array<int64_t, 2>& st) {
+    T* o = po + off[0];
+    const S* x = pa + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(x[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = static_cast<T>(x[i * st[1]]);
+    }
+  });
+}
+
 template <class T>
 void unary_typed(Unary op, const Tensor& out, const Tensor& a) {
   switch (op) {
@@ -214,8 +232,10 @@ void copy(const Tensor& dst, const Tensor& src) {
   Shape shape = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   KILN_CHECK(shape == dst.shape(), "copy_: the source of shape ", src.shape(),
              " does not broadcast to the destination's shape ", dst.shape());
-  Tensor s = to_dtype(src, dst.dtype());
-  dispatch(dst.dtype(), [&]<class T>() { run_unary<T>(dst, s, [](T x) { return x; }); });
+  // The conversion happens here, element by element (to_dtype itself copies through this loop).
+  dispatch(dst.dtype(), [&]<class T>() {
+    dispatch(src.dtype(), [&]<class S>() { run_convert<T, S>(dst, src); });
+  });
 }
 
 void fill(const Tensor& dst, double value) {
