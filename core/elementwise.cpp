@@ -21,7 +21,26 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
+DType result_type(const Tensor& a, const Tensor& b) {
+  const bool a_zero = a.dim() == 0, b_zero = b.dim() == 0;
+  if (a_zero == b_zero) return promote(a.dtype(), b.dtype());
+  const DType dimensioned = a_zero ? b.dtype() : a.dtype();
+  const DType zero_dim = a_zero ? a.dtype() : b.dtype();
+  return is_floating(dimensioned) || !is_floating(zero_dim) ? dimensioned : zero_dim;
+}
+
 namespace {
+
+// x^y for integers by repeated squaring (y >= 0; exact, unlike a trip through double).
+inline int64_t integer_pow(int64_t x, int64_t y) {
+  int64_t result = 1;
+  while (y > 0) {
+    if (y & 1) result *= x;
+    x *= x;
+    y >>= 1;
+  }
+  return result;
+}
 
 // Strides of `t` seen as a tensor of `shape` (t's shape must broadcast to it): 0 on broadcast dims.
 Shape broadcast_strides(const Tensor& t, const Shape& shape) {
@@ -71,7 +90,11 @@ void binary_typed(Binary op, const Tensor& out, const Tensor& a, const Tensor& b
     case Binary::minimum:
       return run_binary<T>(out, a, b, [](T x, T y) { return (x != x || x < y) ? x : y; });
     case Binary::pow:
-      return run_binary<T>(out, a, b, [](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+      if constexpr (std::is_integral_v<T>) {
+        return run_binary<T>(out, a, b, [](T x, T y) { return integer_pow(x, y); });
+      } else {
+        return run_binary<T>(out, a, b, [](T x, T y) { return std::pow(x, y); });
+      }
     case Binary::eq: return run_binary<T>(out, a, b, [](T x, T y) { return T(x == y); });
     case Binary::ne: return run_binary<T>(out, a, b, [](T x, T y) { return T(x != y); });
     case Binary::lt: return run_binary<T>(out, a, b, [](T x, T y) { return T(x < y); });
@@ -171,9 +194,16 @@ bool float_only(Unary op) {
 Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  DType dtype = promote(a.dtype(), b.dtype());
-  if (dtype == DType::i64 && (op == Binary::div || op == Binary::pow)) dtype = DType::f32;
+  DType dtype = result_type(a, b);
+  if (dtype == DType::i64 && op == Binary::div) dtype = DType::f32;  // true division
   Tensor ac = to_dtype(a, dtype), bc = to_dtype(b, dtype);
+  if (dtype == DType::i64 && op == Binary::pow) {
+    const Tensor e = contiguous(bc);
+    const int64_t* p = e.data_ptr<int64_t>();
+    for (int64_t i = 0; i < e.numel(); ++i)
+      KILN_CHECK(p[i] >= 0, "pow: integers to negative integer powers are not allowed (exponent ",
+                 p[i], " at flat index ", i, " of shape ", b.shape(), "); convert to a floating dtype");
+  }
   Tensor out = Tensor::empty(shape, dtype);
   dispatch(dtype, [&]<class T>() { binary_typed<T>(op, out, ac, bc); });
   return out;
@@ -182,7 +212,7 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
 Tensor binary_scalar(Binary op, const Tensor& a, double s) {
   DType dtype = a.dtype();
   if (dtype == DType::i64 &&
-      (op == Binary::div || op == Binary::pow || s != static_cast<double>(static_cast<int64_t>(s))))
+      (op == Binary::div || s != static_cast<double>(static_cast<int64_t>(s))))
     dtype = DType::f32;
   return binary(op, to_dtype(a, dtype), Tensor::scalar(s, dtype));
 }
@@ -207,7 +237,7 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
-  DType dtype = promote(a.dtype(), b.dtype());
+  DType dtype = result_type(a, b);
   Tensor ac = to_dtype(a, dtype), bc = to_dtype(b, dtype);
   Tensor cc = to_dtype(cond, dtype);
   Tensor out = Tensor::empty(shape, dtype);
