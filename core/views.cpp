@@ -126,6 +126,8 @@ Tensor expand(const Tensor& t, const Shape& shape) {
       continue;
     }
     int64_t have = t.shape()[i - lead];
+    KILN_CHECK(shape[i] >= -1, "expand: invalid size ", shape[i], " in ", shape,
+               " (sizes are >= 0, or -1 to keep one)");
     int64_t want = shape[i] == -1 ? have : shape[i];
     KILN_CHECK(have == want || have == 1, "expand: the size ", have, " of dim ", i - lead,
                " of shape ", t.shape(), " must be 1 to expand to ", shape);
