@@ -211,11 +211,20 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     Pending& p = pending[node];
     std::vector<Tensor> inputs = std::move(p.grads);
     inputs.resize(node->outputs().size());
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      if (!inputs[k].defined())
-        inputs[k] = Tensor::zeros(node->outputs()[k].shape, node->outputs()[k].dtype);
+    bool any_gradient = false;
+    for (const Tensor& g : inputs) any_gradient |= g.defined();
+    // A node that no gradient reached is skipped: its inputs get none either (a leaf's grad stays
+    // undefined, as in PyTorch). Otherwise outputs that got no gradient get zeros.
+    std::vector<Tensor> outputs;
+    if (any_gradient) {
+      for (size_t k = 0; k < inputs.size(); ++k) {
+        if (!inputs[k].defined())
+          inputs[k] = Tensor::zeros(node->outputs()[k].shape, node->outputs()[k].dtype);
+      }
+      outputs = node->apply(std::move(inputs));
+    } else {
+      outputs.resize(node->next_edges().size());
     }
-    std::vector<Tensor> outputs = node->apply(std::move(inputs));
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     if (!edges.empty()) {
