@@ -179,12 +179,16 @@ struct Function {
     uint32_t index = 0;
     detail::for_each_output(out, [&](Tensor& t) {
       KILN_CHECK(t.defined(), node->ctx.op_name, ": forward returned an undefined tensor");
-      // An output that is an existing tensor (an input passed through) gets a fresh handle, so
-      // the input's own history is left alone.
-      if (t.requires_grad() || t.grad_fn()) t = alias(t);
+      // An output that is an existing tensor (an input passed through, or any tensor with
+      // history) gets a fresh handle, so that tensor's own autograd state is left alone.
+      bool is_input = false;
+      for (const Tensor* in : tensors) is_input |= in->defined() && in->is_same(t);
+      if (is_input || t.requires_grad() || t.grad_fn()) t = alias(t);
       if (is_anomaly_enabled()) check_finite(t, "forward of " + node->ctx.op_name);
       node->add_output(t);
-      set_history(t, node, index++);
+      // Integer outputs (indices, counts) are not differentiable, as in PyTorch.
+      if (is_floating(t.dtype())) set_history(t, node, index);
+      ++index;
     });
     return out;
   }
