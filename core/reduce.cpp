@@ -1,7 +1,7 @@
 #include <kiln/core/reduce.h>
 
+#include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include <kiln/core/parallel.h>
 #include <kiln/core/views.h>
@@ -203,9 +203,9 @@ Tensor var(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction
           double d = v[i] - mean;
           ss += d * d;
         }
-        const int64_t denom = inner - correction;
-        o[row] = static_cast<T>(denom > 0 ? ss / static_cast<double>(denom)
-                                          : std::numeric_limits<double>::quiet_NaN());
+        // n - correction <= 0 divides by 0, as PyTorch: inf, or NaN when ss is 0 too.
+        const double denom = static_cast<double>(std::max<int64_t>(inner - correction, 0));
+        o[row] = static_cast<T>(ss / denom);
       }
     });
   });
