@@ -72,6 +72,8 @@ std::string backward_name(const std::type_info& type) {
   return name + "Backward";
 }
 
+std::string node_name(const Node& node) { return node.name(); }
+
 Tensor alias(const Tensor& t) {
   return kernels::as_strided(t, t.shape(), t.strides(), t.offset());
 }
