@@ -62,15 +62,17 @@ void Context::release() {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-std::string backward_name(const std::type_info& type) {
+std::string op_name(const std::type_info& type) {
   int status = 0;
   char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
   std::string name = status == 0 && demangled ? demangled : type.name();
   std::free(demangled);
   size_t cut = name.rfind("::");
   if (cut != std::string::npos) name = name.substr(cut + 2);
-  return name + "Backward";
+  return name;
 }
+
+std::string backward_name(const std::type_info& type) { return op_name(type) + "Backward"; }
 
 std::string node_name(const Node& node) { return node.name(); }
 
