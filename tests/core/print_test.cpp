@@ -99,3 +99,22 @@ TEST_CASE("autograd state shows as requires_grad or grad_fn", "[print]") {
   CHECK(str(x.exp().sum()) == "tensor(10.1073, grad_fn=<SumBackward>)");
   CHECK(str(x.detach()) == "tensor([1., 2.])");
 }
+
+TEST_CASE("long rows wrap at 80 columns, aligned under the first item", "[print]") {
+  CHECK(str(Tensor::arange(20, DType::f32) * 1.5) ==
+        "tensor([ 0.0000,  1.5000,  3.0000,  4.5000,  6.0000,  7.5000,  9.0000, 10.5000,\n"
+        "        12.0000, 13.5000, 15.0000, 16.5000, 18.0000, 19.5000, 21.0000, 22.5000,\n"
+        "        24.0000, 25.5000, 27.0000, 28.5000])");
+  CHECK(str(Tensor::arange(24, DType::f32).view({2, 12}) * 1.25) ==
+        "tensor([[ 0.0000,  1.2500,  2.5000,  3.7500,  5.0000,  6.2500,  7.5000,  8.7500,\n"
+        "         10.0000, 11.2500, 12.5000, 13.7500],\n"
+        "        [15.0000, 16.2500, 17.5000, 18.7500, 20.0000, 21.2500, 22.5000, 23.7500,\n"
+        "         25.0000, 26.2500, 27.5000, 28.7500]])");
+}
+
+TEST_CASE("a suffix that does not fit on the last line goes on its own line", "[print]") {
+  Tensor x = Tensor::from_vector(std::vector<double>{-1.5, 2.25, 3.5, -4.75, 5.125, 6.5, -7.25, 8.0});
+  CHECK(str(x) ==
+        "tensor([-1.5000,  2.2500,  3.5000, -4.7500,  5.1250,  6.5000, -7.2500,  8.0000],\n"
+        "       dtype=f64)");
+}
