@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <kiln/core/strided_loop.h>
 #include <kiln/core/views.h>
@@ -226,9 +227,21 @@ Tensor unary(Unary op, const Tensor& a) {
 
 Tensor clamp(const Tensor& a, double lo, double hi) {
   KILN_CHECK(!(lo > hi), "clamp: expected min <= max, got min ", lo, " and max ", hi);
+  // Integer input with a fractional bound computes in f32, as PyTorch.
+  auto integral = [](double v) { return std::isinf(v) || v == std::trunc(v); };
+  if (a.dtype() == DType::i64 && !(integral(lo) && integral(hi)))
+    return clamp(to_dtype(a, DType::f32), lo, hi);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch(a.dtype(), [&]<class T>() {
-    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    // Infinite bounds on integers mean no bound.
+    auto bound = [](double v) {
+      if constexpr (std::is_integral_v<T>) {
+        if (v <= -9.2e18) return std::numeric_limits<T>::lowest();
+        if (v >= 9.2e18) return std::numeric_limits<T>::max();
+      }
+      return static_cast<T>(v);
+    };
+    const T l = bound(lo), h = bound(hi);
     run_unary<T>(out, a, [l, h](T x) { return x < l ? l : (x > h ? h : x); });
   });
   return out;

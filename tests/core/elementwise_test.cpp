@@ -207,6 +207,11 @@ TEST_CASE("dtype promotion follows PyTorch for tensors", "[elementwise][dtype]")
   CHECK(i.sqrt().dtype() == DType::f32);
   CHECK(i.abs().dtype() == DType::i64);
   CHECK((-i).to_vector<int64_t>() == std::vector<int64_t>{-1, -2, -7});
+  // clamp keeps integers integer for integral bounds, and computes in f32 otherwise.
+  CHECK(i.clamp(2, 5).to_vector<int64_t>() == std::vector<int64_t>{2, 2, 5});
+  CHECK(i.clamp(1.5, 6.5).dtype() == DType::f32);
+  require_close(i.clamp(1.5, 6.5), {1.5, 2, 6.5});
+  CHECK(i.clamp(-INFINITY, 3).to_vector<int64_t>() == std::vector<int64_t>{1, 2, 3});
 }
 
 TEST_CASE("broadcasting errors name both shapes and the dim", "[elementwise][errors]") {
