@@ -271,9 +271,12 @@ Tensor& Tensor::requires_grad_(bool requires_grad) {
 Tensor Tensor::grad() const { return Tensor(impl().grad); }
 
 void Tensor::set_grad(const Tensor& grad) {
-  if (grad.defined())
+  if (grad.defined()) {
     KILN_CHECK(grad.shape() == shape(), "set_grad: the gradient has shape ", grad.shape(),
                " but the tensor has shape ", shape());
+    KILN_CHECK(grad.dtype() == dtype(), "set_grad: the gradient is ", dtype_name(grad.dtype()),
+               " but the tensor is ", dtype_name(dtype()));
+  }
   impl().grad = grad.impl_ptr();
 }
 

@@ -194,6 +194,8 @@ TEST_CASE("backward argument errors", "[engine][errors]") {
              Catch::Contains("requires_grad_: cannot turn off requires_grad on a non-leaf tensor; use detach()"));
   CHECK_THAT(error_of([&] { x.set_grad(Tensor::zeros({3}, DType::f64)); }),
              Catch::Contains("set_grad: the gradient has shape [3] but the tensor has shape [2]"));
+  CHECK_THAT(error_of([&] { x.set_grad(Tensor::zeros({2}, DType::f32)); }),
+             Catch::Contains("set_grad: the gradient is f32 but the tensor is f64"));
 }
 
 TEST_CASE("backward with a gradient seeds a non-scalar output", "[engine]") {
