@@ -147,7 +147,7 @@ TEST_CASE("a Function returning std::vector<Tensor> differentiates every output"
   CHECK(out[1].unsafe_impl()->output_nr == 1);
 }
 
-TEST_CASE("an input returned by forward gets a fresh handle; the input is left alone", "[function]") {
+TEST_CASE("an input returned by forward gets a fresh handle, and the input is left alone", "[function]") {
   Tensor x = test::randn({3}, 97).requires_grad_();
   Tensor y = Identity::apply(x);
   CHECK_FALSE(y.is_same(x));

@@ -15,7 +15,7 @@ struct ThreadCount {
 };
 }  // namespace
 
-TEST_CASE("the same seed gives the same stream; other seeds differ", "[generator]") {
+TEST_CASE("the same seed gives the same stream, and other seeds differ", "[generator]") {
   for (DType dtype : {DType::f32, DType::f64}) {
     Generator g1(42), g2(42), g3(43);
     Tensor a = Tensor::randn({1000}, dtype, &g1);
@@ -41,7 +41,7 @@ TEST_CASE("manual_seed resets the default generator", "[generator]") {
   CHECK(default_generator().offset() > 0);
 }
 
-TEST_CASE("randn has mean 0 and std 1; rand is uniform on [0, 1)", "[generator]") {
+TEST_CASE("randn has mean 0 and std 1, and rand is uniform below 1", "[generator]") {
   for (DType dtype : {DType::f32, DType::f64}) {
     Generator g(1);
     const int64_t n = 200000;

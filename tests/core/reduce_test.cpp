@@ -144,7 +144,7 @@ TEST_CASE("long rows split into chunks give the reference sum", "[reduce]") {
   }
 }
 
-TEST_CASE("integer reductions stay integer; mean and var need floats", "[reduce][dtype]") {
+TEST_CASE("integer reductions stay integer, and mean and var need floats", "[reduce][dtype]") {
   Tensor i = Tensor::arange(6).view({2, 3});
   CHECK(i.sum().dtype() == DType::i64);
   CHECK(i.sum().item<int64_t>() == 15);

@@ -112,7 +112,7 @@ TEST_CASE("data_ptr checks the element type", "[tensor]") {
   CHECK(reinterpret_cast<uintptr_t>(Tensor::empty({33}).raw_data_ptr()) % 64 == 0);
 }
 
-TEST_CASE("size, dim and numel; negative dims count from the end", "[tensor]") {
+TEST_CASE("size, dim and numel, with negative dims counting from the end", "[tensor]") {
   Tensor a = Tensor::zeros({2, 3, 4});
   CHECK(a.dim() == 3);
   CHECK(a.numel() == 24);
