@@ -212,9 +212,8 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
 
 Tensor binary_scalar(Binary op, const Tensor& a, double s) {
   DType dtype = a.dtype();
-  if (dtype == DType::i64 &&
-      (op == Binary::div || s != static_cast<double>(static_cast<int64_t>(s))))
-    dtype = DType::f32;
+  const bool integral = std::fabs(s) < 9.2e18 && s == std::trunc(s);  // false for NaN and inf
+  if (dtype == DType::i64 && (op == Binary::div || !integral)) dtype = DType::f32;
   return binary(op, to_dtype(a, dtype), Tensor::scalar(s, dtype));
 }
 

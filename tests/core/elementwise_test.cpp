@@ -199,6 +199,8 @@ TEST_CASE("dtype promotion follows PyTorch for tensors", "[elementwise][dtype]")
   CHECK((i + 2.0).dtype() == DType::i64);
   CHECK((i * 3.0).to_vector<int64_t>() == std::vector<int64_t>{3, 6, 21});
   CHECK((i + 2.5).dtype() == DType::f32);
+  CHECK((i * INFINITY).dtype() == DType::f32);
+  CHECK(std::isnan((i + NAN).to_vector<float>()[0]));
   require_close(i + 2.5, {3.5, 4.5, 9.5});
   // A 0-dim tensor does not raise the dtype of a dimensioned tensor of the same kind.
   CHECK((f * Tensor::scalar(2, DType::f64)).dtype() == DType::f32);
