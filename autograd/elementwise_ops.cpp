@@ -120,19 +120,23 @@ struct PowTensor : Function<PowTensor> {
     ctx.save_for_backward({a, b, y});
     return y;
   }
-  // y = a^b:  dy/da = b a^(b-1),  dy/db = y log(a)  (0 where a == 0, as PyTorch)
+  // y = a^b:  dy/da = b a^(b-1)  (0 where b == 0, so 0^0 gives 0 rather than 0 * inf),
+  //           dy/db = y log(a)   (0 where a == 0 and b >= 0), both as PyTorch.
   static Grads backward(Context& ctx, const Grads& g) {
     auto s = ctx.saved();
     Tensor ga, gb;
+    const Tensor zero = Tensor::scalar(0, s[2].dtype());
     if (ctx.needs_input_grad(0)) {
       Tensor d = kernels::binary(Binary::mul, s[1],
                                  kernels::binary(Binary::pow, s[0], kernels::binary_scalar(Binary::sub, s[1], 1)));
+      d = kernels::where(kernels::binary_scalar(Binary::eq, s[1], 0), zero, d);
       ga = reduce_to(kernels::binary(Binary::mul, g[0], d), s[0].shape());
     }
     if (ctx.needs_input_grad(1)) {
-      Tensor zero_base = kernels::binary_scalar(Binary::eq, s[0], 0);
-      Tensor logs = kernels::where(zero_base, Tensor::scalar(0, s[2].dtype()), kernels::unary(Unary::log, s[0]));
-      gb = reduce_to(kernels::binary(Binary::mul, g[0], kernels::binary(Binary::mul, s[2], logs)), s[1].shape());
+      Tensor skip = kernels::binary(Binary::mul, kernels::binary_scalar(Binary::eq, s[0], 0),
+                                    kernels::binary_scalar(Binary::ge, s[1], 0));
+      Tensor d = kernels::where(skip, zero, kernels::binary(Binary::mul, s[2], kernels::unary(Unary::log, s[0])));
+      gb = reduce_to(kernels::binary(Binary::mul, g[0], d), s[1].shape());
     }
     return {ga, gb};
   }

@@ -62,15 +62,19 @@ void Context::release() {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-std::string backward_name(const std::type_info& type) {
+std::string op_name(const std::type_info& type) {
   int status = 0;
   char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
   std::string name = status == 0 && demangled ? demangled : type.name();
   std::free(demangled);
   size_t cut = name.rfind("::");
   if (cut != std::string::npos) name = name.substr(cut + 2);
-  return name + "Backward";
+  return name;
 }
+
+std::string backward_name(const std::type_info& type) { return op_name(type) + "Backward"; }
+
+std::string node_name(const Node& node) { return node.name(); }
 
 Tensor alias(const Tensor& t) {
   return kernels::as_strided(t, t.shape(), t.strides(), t.offset());
@@ -211,11 +215,20 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     Pending& p = pending[node];
     std::vector<Tensor> inputs = std::move(p.grads);
     inputs.resize(node->outputs().size());
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      if (!inputs[k].defined())
-        inputs[k] = Tensor::zeros(node->outputs()[k].shape, node->outputs()[k].dtype);
+    bool any_gradient = false;
+    for (const Tensor& g : inputs) any_gradient |= g.defined();
+    // A node that no gradient reached is skipped: its inputs get none either (a leaf's grad stays
+    // undefined, as in PyTorch). Otherwise outputs that got no gradient get zeros.
+    std::vector<Tensor> outputs;
+    if (any_gradient) {
+      for (size_t k = 0; k < inputs.size(); ++k) {
+        if (!inputs[k].defined())
+          inputs[k] = Tensor::zeros(node->outputs()[k].shape, node->outputs()[k].dtype);
+      }
+      outputs = node->apply(std::move(inputs));
+    } else {
+      outputs.resize(node->next_edges().size());
     }
-    std::vector<Tensor> outputs = node->apply(std::move(inputs));
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     if (!edges.empty()) {
@@ -258,9 +271,12 @@ Tensor& Tensor::requires_grad_(bool requires_grad) {
 Tensor Tensor::grad() const { return Tensor(impl().grad); }
 
 void Tensor::set_grad(const Tensor& grad) {
-  if (grad.defined())
+  if (grad.defined()) {
     KILN_CHECK(grad.shape() == shape(), "set_grad: the gradient has shape ", grad.shape(),
                " but the tensor has shape ", shape());
+    KILN_CHECK(grad.dtype() == dtype(), "set_grad: the gradient is ", dtype_name(grad.dtype()),
+               " but the tensor is ", dtype_name(dtype()));
+  }
   impl().grad = grad.impl_ptr();
 }
 

@@ -64,6 +64,8 @@ class Context {
   bool released_ = false;
 };
 
+/// "kiln::autograd::ops::Mul" -> "Mul".
+std::string op_name(const std::type_info& type);
 /// "kiln::autograd::ops::Mul" -> "MulBackward".
 std::string backward_name(const std::type_info& type);
 /// A tensor sharing t's storage and geometry, with no autograd state.
@@ -156,7 +158,7 @@ struct Function {
       }
       if (is_anomaly_enabled()) {
         detail::for_each_output(out, [&](Tensor& t) {
-          if (t.defined()) check_finite(t, "forward of " + backward_name(typeid(T)));
+          if (t.defined()) check_finite(t, "forward of " + op_name(typeid(T)));
         });
       }
       return out;
@@ -179,12 +181,16 @@ struct Function {
     uint32_t index = 0;
     detail::for_each_output(out, [&](Tensor& t) {
       KILN_CHECK(t.defined(), node->ctx.op_name, ": forward returned an undefined tensor");
-      // An output that is an existing tensor (an input passed through) gets a fresh handle, so
-      // the input's own history is left alone.
-      if (t.requires_grad() || t.grad_fn()) t = alias(t);
-      if (is_anomaly_enabled()) check_finite(t, "forward of " + node->ctx.op_name);
+      // An output that is an existing tensor (an input passed through, or any tensor with
+      // history) gets a fresh handle, so that tensor's own autograd state is left alone.
+      bool is_input = false;
+      for (const Tensor* in : tensors) is_input |= in->defined() && in->is_same(t);
+      if (is_input || t.requires_grad() || t.grad_fn()) t = alias(t);
+      if (is_anomaly_enabled()) check_finite(t, "forward of " + op_name(typeid(T)));
       node->add_output(t);
-      set_history(t, node, index++);
+      // Integer outputs (indices, counts) are not differentiable, as in PyTorch.
+      if (is_floating(t.dtype())) set_history(t, node, index);
+      ++index;
     });
     return out;
   }

@@ -1,4 +1,5 @@
 // Differentiable reductions, and log_softmax / softmax.
+#include <algorithm>
 #include <cmath>
 
 #include <kiln/autograd/function.h>
@@ -94,10 +95,10 @@ struct Var : Function<Var> {
     ctx.save_for_backward({a});
     ctx.saved_data["mask"] = mask;
     ctx.saved_data["dims"] = dims;
-    ctx.saved_data["denominator"] = static_cast<double>(count - correction);
+    ctx.saved_data["denominator"] = static_cast<double>(std::max<int64_t>(count - correction, 0));
     return kernels::var(a, dims, correction, keepdim);
   }
-  // y = sum_S (x - mean)^2 / (n - c):  dy/dx_i = 2 (x_i - mean) / (n - c)
+  // y = sum_S (x - mean)^2 / max(n - c, 0):  dy/dx_i = 2 (x_i - mean) / max(n - c, 0)
   static Grads backward(Context& ctx, const Grads& g) {
     Tensor a = ctx.saved()[0];
     auto mask = std::any_cast<std::vector<bool>>(ctx.saved_data["mask"]);

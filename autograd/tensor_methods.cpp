@@ -52,10 +52,20 @@ void check_inplace(const Tensor& t, const char* op) {
              " that requires grad cannot be modified in place while autograd records; wrap the"
              " update in NoGradGuard (as optimizers do), or use the out-of-place op");
 }
+
+// A destination whose elements share memory (an expanded tensor) would be read and written by
+// several chunks at once; refused as PyTorch does (fill_ writes one value and is allowed).
+void check_no_overlap(const Tensor& t, const char* op) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    KILN_CHECK(t.strides()[d] != 0 || t.shape()[d] <= 1, op, ": the destination of shape ",
+               t.shape(), " and strides ", t.strides(), " has elements that share memory (it is"
+               " expanded); clone() it before writing in place");
+}
 }  // namespace
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace(*this, "copy_");
+  check_no_overlap(*this, "copy_");
   kernels::copy(*this, src);
   impl().storage->bump_version();
   return *this;
@@ -72,6 +82,7 @@ Tensor& Tensor::zero_() { return fill_(0); }
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
+  check_no_overlap(*this, "add_");
   kernels::add_into(*this, other, alpha);
   impl().storage->bump_version();
   return *this;
@@ -79,6 +90,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
+  check_no_overlap(*this, "mul_");
   kernels::scale_into(*this, value);
   impl().storage->bump_version();
   return *this;
@@ -86,6 +98,7 @@ Tensor& Tensor::mul_(double value) {
 
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace(*this, "mul_");
+  check_no_overlap(*this, "mul_");
   kernels::mul_into(*this, other);
   impl().storage->bump_version();
   return *this;

@@ -186,6 +186,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) { return Permu
 Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
   dim0 = wrap_dim(dim0, a.dim(), "transpose");
   dim1 = wrap_dim(dim1, a.dim(), "transpose");
+  if (a.dim() == 0) return permute(a, {});  // transpose(0, 0) of a 0-dim tensor, as PyTorch
   std::vector<int64_t> dims(static_cast<size_t>(a.dim()));
   for (int64_t i = 0; i < a.dim(); ++i) dims[i] = i;
   std::swap(dims[dim0], dims[dim1]);
@@ -217,6 +218,9 @@ Tensor to(const Tensor& a, DType dtype) { return a.dtype() == dtype ? a : ToDTyp
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   KILN_CHECK(!tensors.empty(), "cat: expected at least one tensor");
+  for (size_t i = 0; i < tensors.size(); ++i)
+    KILN_CHECK(tensors[i].dim() > 0, "cat: tensor ", i, " is 0-dim and cannot be concatenated;"
+               " unsqueeze it or use stack()");
   dim = wrap_dim(dim, tensors[0].dim(), "cat");
   Tensor out = cat_forward(tensors, dim);
   bool needs_grad = false;

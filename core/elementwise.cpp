@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <kiln/core/strided_loop.h>
 #include <kiln/core/views.h>
@@ -21,7 +22,26 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
+DType result_type(const Tensor& a, const Tensor& b) {
+  const bool a_zero = a.dim() == 0, b_zero = b.dim() == 0;
+  if (a_zero == b_zero) return promote(a.dtype(), b.dtype());
+  const DType dimensioned = a_zero ? b.dtype() : a.dtype();
+  const DType zero_dim = a_zero ? a.dtype() : b.dtype();
+  return is_floating(dimensioned) || !is_floating(zero_dim) ? dimensioned : zero_dim;
+}
+
 namespace {
+
+// x^y for integers by repeated squaring (y >= 0; exact, unlike a trip through double).
+inline int64_t integer_pow(int64_t x, int64_t y) {
+  int64_t result = 1;
+  while (y > 0) {
+    if (y & 1) result *= x;
+    x *= x;
+    y >>= 1;
+  }
+  return result;
+}
 
 // Strides of `t` seen as a tensor of `shape` (t's shape must broadcast to it): 0 on broadcast dims.
 Shape broadcast_strides(const Tensor& t, const Shape& shape) {
@@ -71,7 +91,11 @@ void binary_typed(Binary op, const Tensor& out, const Tensor& a, const Tensor& b
     case Binary::minimum:
       return run_binary<T>(out, a, b, [](T x, T y) { return (x != x || x < y) ? x : y; });
     case Binary::pow:
-      return run_binary<T>(out, a, b, [](T x, T y) { return static_cast<T>(std::pow(x, y)); });
+      if constexpr (std::is_integral_v<T>) {
+        return run_binary<T>(out, a, b, [](T x, T y) { return integer_pow(x, y); });
+      } else {
+        return run_binary<T>(out, a, b, [](T x, T y) { return std::pow(x, y); });
+      }
     case Binary::eq: return run_binary<T>(out, a, b, [](T x, T y) { return T(x == y); });
     case Binary::ne: return run_binary<T>(out, a, b, [](T x, T y) { return T(x != y); });
     case Binary::lt: return run_binary<T>(out, a, b, [](T x, T y) { return T(x < y); });
@@ -117,6 +141,24 @@ void run_unary(const Tensor& out, const Tensor& a, F f) {
   });
 }
 
+// out[i] = T(a[i]), a broadcast to out's shape.
+template <class T, class S>
+void run_convert(const Tensor& out, const Tensor& a) {
+  T* po = out.data_ptr<T>();
+  const S* pa = a.data_ptr<S>();
+  auto layout = make_layout<2>(out.shape(), {out.strides(), broadcast_strides(a, out.shape())});
+  parallel_strided_for(layout, [&](const std::array<int64_t, 2>& off, int64_t n,
+                                   const std::array<int64_t, 2>& st) {
+    T* o = po + off[0];
+    const S* x = pa + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(x[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = static_cast<T>(x[i * st[1]]);
+    }
+  });
+}
+
 template <class T>
 void unary_typed(Unary op, const Tensor& out, const Tensor& a) {
   switch (op) {
@@ -153,9 +195,16 @@ bool float_only(Unary op) {
 Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  DType dtype = promote(a.dtype(), b.dtype());
-  if (dtype == DType::i64 && (op == Binary::div || op == Binary::pow)) dtype = DType::f32;
+  DType dtype = result_type(a, b);
+  if (dtype == DType::i64 && op == Binary::div) dtype = DType::f32;  // true division
   Tensor ac = to_dtype(a, dtype), bc = to_dtype(b, dtype);
+  if (dtype == DType::i64 && op == Binary::pow) {
+    const Tensor e = contiguous(bc);
+    const int64_t* p = e.data_ptr<int64_t>();
+    for (int64_t i = 0; i < e.numel(); ++i)
+      KILN_CHECK(p[i] >= 0, "pow: integers to negative integer powers are not allowed (exponent ",
+                 p[i], " at flat index ", i, " of shape ", b.shape(), "); convert to a floating dtype");
+  }
   Tensor out = Tensor::empty(shape, dtype);
   dispatch(dtype, [&]<class T>() { binary_typed<T>(op, out, ac, bc); });
   return out;
@@ -163,9 +212,8 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b) {
 
 Tensor binary_scalar(Binary op, const Tensor& a, double s) {
   DType dtype = a.dtype();
-  if (dtype == DType::i64 &&
-      (op == Binary::div || op == Binary::pow || s != static_cast<double>(static_cast<int64_t>(s))))
-    dtype = DType::f32;
+  const bool integral = std::fabs(s) < 9.2e18 && s == std::trunc(s);  // false for NaN and inf
+  if (dtype == DType::i64 && (op == Binary::div || !integral)) dtype = DType::f32;
   return binary(op, to_dtype(a, dtype), Tensor::scalar(s, dtype));
 }
 
@@ -178,9 +226,21 @@ Tensor unary(Unary op, const Tensor& a) {
 
 Tensor clamp(const Tensor& a, double lo, double hi) {
   KILN_CHECK(!(lo > hi), "clamp: expected min <= max, got min ", lo, " and max ", hi);
+  // Integer input with a fractional bound computes in f32, as PyTorch.
+  auto integral = [](double v) { return std::isinf(v) || v == std::trunc(v); };
+  if (a.dtype() == DType::i64 && !(integral(lo) && integral(hi)))
+    return clamp(to_dtype(a, DType::f32), lo, hi);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch(a.dtype(), [&]<class T>() {
-    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    // Infinite bounds on integers mean no bound.
+    auto bound = [](double v) {
+      if constexpr (std::is_integral_v<T>) {
+        if (v <= -9.2e18) return std::numeric_limits<T>::lowest();
+        if (v >= 9.2e18) return std::numeric_limits<T>::max();
+      }
+      return static_cast<T>(v);
+    };
+    const T l = bound(lo), h = bound(hi);
     run_unary<T>(out, a, [l, h](T x) { return x < l ? l : (x > h ? h : x); });
   });
   return out;
@@ -189,7 +249,7 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
-  DType dtype = promote(a.dtype(), b.dtype());
+  DType dtype = result_type(a, b);
   Tensor ac = to_dtype(a, dtype), bc = to_dtype(b, dtype);
   Tensor cc = to_dtype(cond, dtype);
   Tensor out = Tensor::empty(shape, dtype);
@@ -214,22 +274,9 @@ void copy(const Tensor& dst, const Tensor& src) {
   Shape shape = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   KILN_CHECK(shape == dst.shape(), "copy_: the source of shape ", src.shape(),
              " does not broadcast to the destination's shape ", dst.shape());
-  dispatch(dst.dtype(), [&]<class D>() {
-    dispatch(src.dtype(), [&]<class S>() {
-      D* po = dst.data_ptr<D>();
-      const S* ps = src.data_ptr<S>();
-      auto layout = make_layout<2>(shape, {dst.strides(), broadcast_strides(src, shape)});
-      parallel_strided_for(layout, [&](const std::array<int64_t, 2>& off, int64_t n,
-                                       const std::array<int64_t, 2>& st) {
-        D* o = po + off[0];
-        const S* x = ps + off[1];
-        if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = static_cast<D>(x[i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[i * st[0]] = static_cast<D>(x[i * st[1]]);
-        }
-      });
-    });
+  // The conversion happens here, element by element (to_dtype itself copies through this loop).
+  dispatch(dst.dtype(), [&]<class T>() {
+    dispatch(src.dtype(), [&]<class S>() { run_convert<T, S>(dst, src); });
   });
 }
 

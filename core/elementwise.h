@@ -12,9 +12,15 @@ enum class Unary { neg, exp, log, sqrt, rsqrt, abs, relu, sigmoid, tanh, sign, r
 /// The broadcast of two shapes (NumPy rules), or an error naming `op` and both shapes.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
-/// out = a op b, broadcast. Comparisons give 1 or 0 in the promoted dtype.
+/// The dtype of a binary op's result, as torch.result_type: promote() of the two dtypes, except
+/// that a 0-dim operand does not widen a dimensioned one of the same kind (f32 [3] * f64 [] is
+/// f32); it decides only when it is of a higher kind (i64 [3] * f32 [] is f32).
+DType result_type(const Tensor& a, const Tensor& b);
+
+/// out = a op b, broadcast, in result_type(a, b). Comparisons give 1 or 0 in that dtype. Integer
+/// division gives f32; integer pow stays integer and refuses negative exponents, as PyTorch.
 Tensor binary(Binary op, const Tensor& a, const Tensor& b);
-/// out = a op s.
+/// out = a op s. An integer tensor stays integer when s is integral (except for div).
 Tensor binary_scalar(Binary op, const Tensor& a, double s);
 /// out = op(a). Float-only ops on i64 input compute in f32.
 Tensor unary(Unary op, const Tensor& a);

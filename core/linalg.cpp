@@ -10,11 +10,21 @@
 
 namespace kiln::kernels {
 
+namespace {
+// The pool's first use sets OpenBLAS to one thread. A product small enough for one tile never
+// touches the pool, so make sure of it here before calling cblas.
+void ensure_blas_single_threaded() {
+  static const int threads = num_threads();
+  (void)threads;
+}
+}  // namespace
+
 template <>
 void gemm_serial<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                         const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                         float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  ensure_blas_single_threaded();
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
               static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,
@@ -26,6 +36,7 @@ void gemm_serial<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, doub
                          const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
                          double* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  ensure_blas_single_threaded();
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
               static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C,

@@ -1,7 +1,7 @@
 #include <kiln/core/reduce.h>
 
+#include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include <kiln/core/parallel.h>
 #include <kiln/core/views.h>
@@ -91,8 +91,31 @@ void sum_rows(const T* x, int64_t outer, int64_t inner, Acc<T>* out) {
 }
 
 // Column sums of a contiguous [inner, outer] matrix: out[j] = sum_i x[i, j], i in order.
+// A single column is one long row. A few long columns are cut into fixed blocks of rows whose
+// partial column sums add in block order.
 template <class T>
 void sum_columns(const T* x, int64_t inner, int64_t outer, Acc<T>* out) {
+  if (outer == 1) return sum_rows<T>(x, 1, inner, out);
+  const int64_t block_rows = std::max<int64_t>(1, kInnerChunk / outer);
+  const int64_t blocks = (inner + block_rows - 1) / block_rows;
+  if (outer < 256 && blocks > 1) {
+    // partial[b, j] = sum of x[i, j] over the rows i of block b
+    std::vector<Acc<T>> partial(static_cast<size_t>(blocks * outer), Acc<T>(0));
+    parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        Acc<T>* p = partial.data() + b * outer;
+        const int64_t end = std::min(inner, (b + 1) * block_rows);
+        for (int64_t i = b * block_rows; i < end; ++i) {
+          const T* row = x + i * outer;
+          for (int64_t c = 0; c < outer; ++c) p[c] += row[c];
+        }
+      }
+    });
+    for (int64_t c = 0; c < outer; ++c) out[c] = 0;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t c = 0; c < outer; ++c) out[c] += partial[b * outer + c];
+    return;
+  }
   parallel_for(0, outer, 256, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) out[c] = 0;
     for (int64_t i = 0; i < inner; ++i) {
@@ -203,9 +226,9 @@ Tensor var(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction
           double d = v[i] - mean;
           ss += d * d;
         }
-        const int64_t denom = inner - correction;
-        o[row] = static_cast<T>(denom > 0 ? ss / static_cast<double>(denom)
-                                          : std::numeric_limits<double>::quiet_NaN());
+        // n - correction <= 0 divides by 0, as PyTorch: inf, or NaN when ss is 0 too.
+        const double denom = static_cast<double>(std::max<int64_t>(inner - correction, 0));
+        o[row] = static_cast<T>(ss / denom);
       }
     });
   });

@@ -14,6 +14,9 @@
 
 namespace kiln::kernels {
 
+/// The most dims a layout keeps after merging; strided_for indexes them on the stack.
+constexpr size_t kMaxLoopDims = 64;
+
 template <size_t K>
 struct StridedLayout {
   Shape shape;                    // coalesced shape; empty means a single element
@@ -42,6 +45,9 @@ StridedLayout<K> make_layout(const Shape& shape, const std::array<Shape, K>& str
       for (size_t k = 0; k < K; ++k) layout.strides[k].push_back(strides[k][d]);
     }
   }
+  KILN_CHECK(layout.shape.size() <= kMaxLoopDims, "elementwise: shape ", shape, " has ",
+             layout.shape.size(), " dims that cannot be merged; at most ", kMaxLoopDims,
+             " are supported");
   return layout;
 }
 
@@ -59,7 +65,7 @@ void strided_for(const StridedLayout<K>& layout, int64_t begin, int64_t end, Fn&
   for (size_t k = 0; k < K; ++k) inner[k] = layout.strides[k][ndim - 1];
   const int64_t inner_size = layout.shape[ndim - 1];
   // Multi-index of `begin`.
-  int64_t index[16];
+  int64_t index[kMaxLoopDims];
   int64_t rest = begin;
   for (int64_t d = ndim - 1; d >= 0; --d) {
     index[d] = rest % layout.shape[d];

@@ -199,7 +199,10 @@ Tensor Tensor::from_vector(const std::vector<int64_t>& values, const Shape& shap
 
 // ---- metadata and access -----------------------------------------------------------------------
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+  KILN_CHECK(dim() > 0, "size: dim ", d, " is out of range for a tensor with 0 dims (shape [])");
+  return shape()[wrap_dim(d, dim(), "size")];
+}
 
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = impl();

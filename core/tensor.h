@@ -22,6 +22,8 @@ namespace kiln {
 
 namespace autograd {
 class Node;
+/// The name a node shows in messages and printing ("MulBackward"). Defined in autograd/.
+std::string node_name(const Node& node);
 }
 
 using Shape = std::vector<int64_t>;

@@ -98,6 +98,7 @@ Tensor permute(const Tensor& t, const std::vector<int64_t>& dims) {
 }
 
 Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  KILN_CHECK(t.dim() > 0, "slice: expected a tensor with at least 1 dim, got a 0-dim tensor");
   dim = wrap_dim(dim, t.dim(), "slice");
   KILN_CHECK(step >= 1, "slice: expected step >= 1, got ", step);
   const int64_t size = t.shape()[dim];
@@ -125,6 +126,8 @@ Tensor expand(const Tensor& t, const Shape& shape) {
       continue;
     }
     int64_t have = t.shape()[i - lead];
+    KILN_CHECK(shape[i] >= -1, "expand: invalid size ", shape[i], " in ", shape,
+               " (sizes are >= 0, or -1 to keep one)");
     int64_t want = shape[i] == -1 ? have : shape[i];
     KILN_CHECK(have == want || have == 1, "expand: the size ", have, " of dim ", i - lead,
                " of shape ", t.shape(), " must be 1 to expand to ", shape);
@@ -141,6 +144,7 @@ Tensor squeeze(const Tensor& t, const std::vector<int64_t>& dims) {
   } else {
     for (int64_t d : dims) {
       int64_t w = wrap_dim(d, t.dim(), "squeeze");
+      if (t.dim() == 0) continue;     // squeeze(0) of a 0-dim tensor is itself, as PyTorch
       drop[w] = t.shape()[w] == 1;  // like PyTorch, a dim that is not 1 stays
     }
   }

@@ -18,9 +18,9 @@ TEST_CASE("anomaly detection names the op whose forward made a NaN or Inf", "[au
   Tensor x = Tensor::from_vector(std::vector<float>{1, 0, 2}).requires_grad_();
   // log(0) = -inf
   REQUIRE_THAT(error_text([&] { log(x); }),
-               Catch::Contains("anomaly detected: forward of LogBackward produced NaN or Inf"));
+               Catch::Contains("anomaly detected: forward of Log produced NaN or Inf"));
   // Without requires_grad the forward check still runs.
-  REQUIRE_THAT(error_text([&] { log(Tensor::zeros({2})); }), Catch::Contains("LogBackward"));
+  REQUIRE_THAT(error_text([&] { log(Tensor::zeros({2})); }), Catch::Contains("forward of Log produced"));
 }
 
 TEST_CASE("anomaly detection names the op whose backward made a NaN or Inf", "[autograd][anomaly]") {
