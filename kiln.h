@@ -16,3 +16,9 @@
 #include <kiln/layers/sequential.h>
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/group_norm.h>
+
+#include <kiln/optim/adam.h>
+#include <kiln/optim/clip_grad.h>
+#include <kiln/optim/lr_scheduler.h>
+#include <kiln/optim/optimizer.h>
+#include <kiln/optim/sgd.h>
