@@ -19,7 +19,9 @@ def save(path, tensors, metadata=None):
     for name, value in tensors.items():
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
-        array = np.ascontiguousarray(value)
+        # np.ascontiguousarray alone turns a 0-d array into shape [1]; keep the shape.
+        array = np.asarray(value)
+        array = np.ascontiguousarray(array).reshape(array.shape)
         if array.dtype not in _DTYPES:
             raise TypeError(f"{name}: unsupported dtype {array.dtype}")
         data = array.astype(array.dtype.newbyteorder("<")).tobytes()
