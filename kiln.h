@@ -18,6 +18,7 @@
 #include <kiln/layers/group_norm.h>
 
 #include <kiln/optim/adam.h>
+#include <kiln/optim/checkpoint.h>
 #include <kiln/optim/clip_grad.h>
 #include <kiln/optim/lr_scheduler.h>
 #include <kiln/optim/optimizer.h>

@@ -41,6 +41,9 @@ TEST_CASE("the optimizer API of DESIGN.md compiles and trains", "[optim]") {
   optim::SGD sgd(net->parameters(), {.lr = 0.1, .momentum = 0.9, .nesterov = true});
   optim::AdamW adamw(net->parameters(), {.lr = 1e-3, .betas = {0.9, 0.99}, .amsgrad = true});
   REQUIRE(sgd.options(0).momentum == 0.9);
+  Tensor w = Tensor::randn({3}).requires_grad_();
+  optim::SGD braced({w}, {.lr = 0.1});
+  REQUIRE(braced.parameters().size() == 1);
   REQUIRE(adamw.options(0).betas[1] == 0.99);
 }
 
