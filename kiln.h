@@ -30,3 +30,10 @@
 #include <kiln/datasets/in_memory_images.h>
 #include <kiln/datasets/mnist.h>
 #include <kiln/datasets/transforms.h>
+
+#include <kiln/optim/adam.h>
+#include <kiln/optim/checkpoint.h>
+#include <kiln/optim/clip_grad.h>
+#include <kiln/optim/lr_scheduler.h>
+#include <kiln/optim/optimizer.h>
+#include <kiln/optim/sgd.h>

@@ -1,0 +1,31 @@
+// What every optimizer does around its update kernel: fetch the gradient in the parameter's own
+// dtype and layout, update a contiguous buffer, and write back. Internal to optim/.
+#pragma once
+
+#include <string>
+
+#include <kiln/core/tensor.h>
+
+namespace kiln::optim {
+
+/// Elements per parallel chunk of an update kernel: fixed, so results never depend on threads.
+constexpr int64_t kUpdateGrain = int64_t{1} << 14;
+
+class ParamUpdate {
+ public:
+  /// Checks the gradient of `param` (same shape and dtype) and prepares contiguous views of both;
+  /// `who` names the optimizer in errors.
+  ParamUpdate(const Tensor& param, const char* who);
+  bool has_grad() const { return grad_.defined(); }
+  /// Contiguous: the parameter itself, or a copy that finish() writes back.
+  const Tensor& param() const { return work_; }
+  const Tensor& grad() const { return grad_; }
+  /// Writes back a copied parameter and records the in-place write (the storage version autograd
+  /// checks saved tensors against).
+  void finish();
+
+ private:
+  Tensor param_, work_, grad_;
+};
+
+}  // namespace kiln::optim
