@@ -12,5 +12,7 @@
 #include <kiln/autograd/gradcheck.h>
 #include <kiln/autograd/ops.h>
 
+#include <kiln/layers/conv2d.h>
 #include <kiln/layers/module.h>
 #include <kiln/layers/sequential.h>
+#include <kiln/layers/ws_conv2d.h>
