@@ -42,10 +42,10 @@ void require_close_scaled(const Tensor& a, const Tensor& b, double tol) {
 
 }  // namespace
 
-TEST_CASE("conv2d: the im2col kernels equal the reference loops on odd sizes") {
-  // Odd channel counts and sizes, non-square images, batch 1 and 3, every option. The last cases
-  // make several row tiles per image (17 or 32 channels of 3x3 on about 33x31) and tiles of
-  // several whole images (many 3x4 or 2x2 images).
+TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
+  // Odd channel counts and sizes, non-square images, batch 1 and 3, every option; cases that make
+  // several row tiles per image (17 or 32 channels of 3x3 on about 33x31), tiles of several whole
+  // images (many 3x4 or 2x2 images), and the shifted-GEMM path.
   const std::vector<ConvCase> cases = {
       {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, true},    {3, 3, 7, 5, 4, 3, 1, 1, 1, 1, true},
       {1, 7, 17, 9, 3, 3, 2, 1, 1, 1, false},  {3, 6, 9, 13, 9, 3, 2, 1, 1, 3, true},
@@ -55,6 +55,10 @@ TEST_CASE("conv2d: the im2col kernels equal the reference loops on odd sizes") {
       {1, 17, 33, 31, 7, 3, 1, 1, 1, 1, true}, {1, 32, 35, 29, 5, 3, 1, 1, 1, 1, true},
       {33, 8, 3, 4, 16, 3, 1, 1, 1, 1, true},
       {17, 16, 2, 2, 32, 1, 1, 0, 1, 1, true}, {3, 34, 7, 5, 17, 3, 1, 1, 1, 1, false},
+      // Stride-1 "same" convolutions wide enough for the shifted-GEMM path: two row tiles, dilation,
+      // a 5x5 kernel split over output channels, and groups.
+      {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true}, {3, 16, 17, 16, 18, 3, 1, 2, 2, 1, false},
+      {1, 32, 17, 16, 33, 5, 1, 2, 1, 1, true}, {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
   };
   for (DType dtype : {DType::f64, DType::f32}) {
     manual_seed(1);
