@@ -30,35 +30,48 @@
 // A 1x1 kernel with stride 1 and no padding needs no lowering: cols is x itself, and grad_x is
 // dcols.
 //
-// Shifted GEMMs. A stride-1 "same" convolution (OH = H, OW = W, so 2p = d (KH - 1) = d (KW - 1))
-// need not build cols at all. Let xp be x zero-padded by p on every side, Wp = W + 2p wide. Tap
-// (i, j) then reads xp at a constant offset, and over the padded width q < Wp:
+// Winograd F(2x2, 3x3) (Lavin and Gray, arXiv 1509.09308) is the fast path for the common 3x3
+// convolution with stride 1, dilation 1 and padding 1. Each 2x2 block of outputs (a tile) is
 //
-//   Y'[o, (oh, q)] = sum_{i,j} W_ij[o, :] xp[:, (oh + i d) Wp + q + j d],   W_ij = weight[:, :, i, j]
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A
 //
-// which is KH KW GEMMs (M = C_out/G, K = C/G) on shifted views of one buffer; y is Y' without the
-// last 2p columns of each row (computed and dropped: 2p/W extra work). grad_x is likewise the
-// "same" convolution of dY with the flipped, transposed kernel, on dY zero-padded by p:
+// with d the 4x4 patch of input under the tile, g the 3x3 filter, (.) the elementwise product, and
 //
-//   dX'[c, (h, q)] = sum_{i,j} W_ij^T[c, :] dYp[:, (h + (KH-1-i) d) Wp + q + (KW-1-j) d]
+//   B^T = [1  0 -1  0]    G = [  1    0    0 ]    A^T = [1 1  1  0]
+//         [0  1  1  0]        [ 1/2  1/2  1/2]          [0 1 -1 -1]
+//         [0 -1  1  0]        [ 1/2 -1/2  1/2]
+//         [0  1  0 -1]        [  0    0    1 ]
 //
-// This skips the im2col and col2im passes (about a sixth of the time of a 64-channel 3x3 layer),
-// and its tiles write disjoint parts of grad_x. It is used when W and the channels per group are
-// large enough for the wasted columns and the K = C/G GEMMs to cost less than cols would.
+// Summed over input channels, each of the 16 entries xi of the 4x4 transformed domain is a GEMM:
+//
+//   forward       M[xi] = U[xi] V[xi]      U = G g G^T [C_out/G, C/G],  V = B^T d B [C/G, tiles]
+//                 y = A^T M A + bias                      GEMM M = C_out/G, N = tiles, K = C/G
+//   grad_input    the same, on dY, with each filter rotated by 180 degrees and U transposed
+//                 (grad_x of a stride-1, padding-1 3x3 convolution is that convolution of dY)
+//   grad_weight   dU[xi] = sum over tiles of (A dY A^T)[xi] V[xi]^T,  dW = G^T dU G
+//                                                         GEMM M = C_out/G, N = C/G, K = tiles
+//
+// 16 multiplies per tile and channel pair instead of 36, 2.25x fewer flops, for transforms that
+// cost a few additions per element. It pays once the batch has enough tiles to amortize the filter
+// transforms (see check_conv2d); its rounding error is a few times that of the direct sum, still
+// around 1e-7 relative in f32.
 //
 // ---- The decomposition -------------------------------------------------------------------------
 // Every chunk boundary follows from the sizes alone and each output element is written by one
 // chunk in a fixed order, so results are bit-identical at any thread count. Work is cut along what
 // is large (pixels, channels), never along the batch alone: a batch of 2 fills every core.
-//  - forward: chunks (group, tile, block of output channels). A tile is a block of output rows of
-//    one image, or a block of whole images when they are small; its column matrix stays in L2.
-//  - grad_input, shifted: chunks (group, tile, block of input channels), each writing its tile.
+//  - forward: chunks (group, tile, block of output channels). An im2col tile is a block of output
+//    rows of one image, or of whole small images, whose column matrix stays in L2; a Winograd tile
+//    block is a range of tile rows of the batch.
+//  - grad_input, Winograd: chunks (group, tile block, block of input channels).
 //  - grad_input, col2im: chunks (image block, group, block of input channels). The chunk owns
 //    grad_x for those images and channels, so its col2im scatter races with no one.
-//  - grad_weight: chunks (group, block of input channels, block of output channels). The chunk
-//    owns that block of dW and walks every tile of the batch in order, accumulating (beta = 1).
+//  - grad_weight: chunks (group, block of input channels, block of output channels, range of the
+//    batch). The chunk owns its block of dW, or of its range's partial copy of dW when the blocks
+//    are too few to share out; it walks its tiles in order, accumulating, and the partials are
+//    added in range order at the end.
 //  - grad_bias: a chunk per block of output channels, summing in double.
-// Column buffers are per-thread scratch that only grows: the hot loops never allocate.
+// Buffers are per-thread scratch that only grows: the hot loops never allocate.
 #include <kiln/layers/conv2d.h>
 
 #include <algorithm>
@@ -81,11 +94,11 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Stride-1 "same" convolutions at least this wide, with at least this many channels per group in
-// and out, take the shifted-GEMM path: its wasted padded columns (2p of every W + 2p) then cost
-// less than building cols would, and its GEMMs (K = C/G or C_out/G) stay efficient.
-constexpr int64_t kShiftedMinWidth = 16;
-constexpr int64_t kShiftedMinChannels = 16;
+// 3x3 convolutions with stride 1, dilation 1 and padding 1 take the Winograd path when they have at
+// least this many channels per group in and out (with fewer, the transforms cost more than the
+// GEMMs save).
+constexpr int64_t kWinogradMinChannels = 16;
+constexpr int64_t kWinogradMinBatchTiles = 16;
 
 // The sizes of one convolution, checked. Letters as in the math above.
 struct ConvGeometry {
@@ -97,9 +110,8 @@ struct ConvGeometry {
   int64_t KK;             // KH KW: the taps of the kernel
   int64_t K_g;            // C/G KH KW: the rows of cols
   int64_t P;              // OH OW: output pixels per image
-  int64_t Wp;             // W + 2p: the width of a zero-padded row
   bool pointwise;         // 1x1, stride 1, no padding: cols is x itself
-  bool shifted;           // stride 1, OH = H, OW = W: the shifted-GEMM path (see the top)
+  bool winograd;          // 3x3, stride 1, dilation 1, padding 1, and enough tiles: Winograd
 };
 
 ConvGeometry check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -149,11 +161,13 @@ ConvGeometry check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& b
   g.KK = g.KH * g.KW;
   g.K_g = g.C_g * g.KK;
   g.P = g.OH * g.OW;
-  g.Wp = padded_w;
   g.pointwise = g.KK == 1 && g.s == 1 && g.p == 0;
-  g.shifted = !g.pointwise && g.s == 1 && g.OH == g.H && g.OW == g.W &&
-              g.W >= kShiftedMinWidth && g.C_g >= kShiftedMinChannels &&
-              g.C_out_g >= kShiftedMinChannels;
+  // Winograd pays when the tiles (2x2 output blocks) of the batch are many next to the filters it
+  // transforms on every call: at least a quarter as many as the channels per group, measured.
+  const int64_t tiles = g.N * ceil_div(g.OH, 2) * ceil_div(g.OW, 2);
+  g.winograd = g.KH == 3 && g.KW == 3 && g.s == 1 && g.d == 1 && g.p == 1 &&
+               g.C_g >= kWinogradMinChannels && g.C_out_g >= kWinogradMinChannels &&
+               tiles >= std::max<int64_t>(kWinogradMinBatchTiles, std::max(g.C_g, g.C_out_g) / 4);
   return g;
 }
 
@@ -218,21 +232,28 @@ void reference_backward(const ConvGeometry& g, const T* gy, const T* x, const T*
 // of it share one core's L2), and at least kMinTilePixels pixels so the GEMMs stay wide.
 constexpr int64_t kTileElems = int64_t{1} << 16;
 constexpr int64_t kMinTilePixels = 128;
-// The shifted path's tiles hold at most this many output pixels; whole images when possible.
-constexpr int64_t kShiftedMaxTilePixels = 2048;
 // Channel blocks of col2im: about this many rows of dcols (16 channels of 3x3).
 constexpr int64_t kBlockRows = 144;
 // Channel blocks of grad_weight: about this many rows of cols (64 channels of 3x3). Its GEMM
 // (M = rows, N = C_out/G) runs at 97% of OpenBLAS's best with 576 rows, 87% with 144.
 constexpr int64_t kWeightBlockRows = 576;
+// grad_weight GEMMs run transposed (then transpose their result) over at least this many pixels.
+constexpr int64_t kWeightTransposeMinPixels = 512;
 // grad_weight may split the batch into ranges summed afterwards; their partial sums hold at most
 // this many elements.
 constexpr int64_t kMaxPartialElems = int64_t{1} << 22;
 // Chunks wanted per parallel loop before also splitting the channels a chunk writes (which
-// repeats that chunk's im2col or padding).
+// repeats that chunk's im2col or input transform).
 constexpr int64_t kMinChunks = 4;
 // The smallest block of channels worth a chunk of its own.
 constexpr int64_t kMinChannelBlock = 16;
+// Winograd blocks hold about kWinogradTileElems / channels tiles (a transformed block, 16 x
+// channels x tiles, then fills half of L2), and at least kWinogradMinTiles.
+constexpr int64_t kWinogradTileElems = int64_t{1} << 13;
+constexpr int64_t kWinogradMinTiles = 64;
+// Winograd grad_weight blocks: at most this many channels in and out (each chunk transforms its
+// input and output channels once per tile block, so wide blocks repeat less of that work).
+constexpr int64_t kWinogradFilterBlock = 256;
 
 int64_t tile_pixels(int64_t col_rows) {
   return std::max(kMinTilePixels, kTileElems / std::max<int64_t>(col_rows, 1));
@@ -274,16 +295,6 @@ struct RowTiles {
     return {b * images, std::min(N, (b + 1) * images)};
   }
 };
-
-// The shifted path's tiles: row blocks of single images, as large as possible (wider GEMMs, less
-// halo to pad) while there are still kMinChunks (group, tile) pairs; splitting rows costs less
-// than splitting channels (narrower GEMMs).
-RowTiles shifted_tiles(const ConvGeometry& g) {
-  int64_t per_image = std::max(ceil_div(g.P, kShiftedMaxTilePixels),
-                               ceil_div(kMinChunks, std::max<int64_t>(g.N * g.G, 1)));
-  per_image = std::min(per_image, g.OH);
-  return RowTiles(g.N, g.OH, g.OW, ceil_div(g.P, per_image));
-}
 
 // Splits `size` channels into blocks of about `target` (evenly); returns the block size.
 int64_t channel_block(int64_t size, int64_t target) {
@@ -328,14 +339,14 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
-enum ScratchSlot { kCols, kPacked, kAccum, kSlots };
+enum ScratchSlot { kCols, kPacked, kAccum, kStage, kSlots };
 template <class T>
 T* scratch(ScratchSlot slot, int64_t count) {
   thread_local Scratch buffers[kSlots];
   return buffers[slot].get<T>(count);
 }
 
-// ---- Lowering: im2col, col2im, padded slabs, [channels, pixels] views --------------------------
+// ---- Lowering: im2col, col2im, and [channels, pixels] views ------------------------------------
 
 // The output columns ow whose input column ow s - p + j d lies in [0, W) form [lo, hi).
 struct ValidRange {
@@ -371,12 +382,6 @@ void add_row(T* __restrict dst, int64_t stride, const T* __restrict src, int64_t
   } else {
     for (int64_t k = 0; k < count; ++k) dst[k * stride] += src[k];
   }
-}
-
-// dst[k] = src[k] + bias for k < count, on rows that do not overlap (so it vectorizes).
-template <class T>
-void copy_row_plus(T* __restrict dst, const T* __restrict src, T bias, int64_t count) {
-  for (int64_t k = 0; k < count; ++k) dst[k] = src[k] + bias;
 }
 
 // cols [(c1 - c0) KH KW, (r1 - r0) OW] for input channels [c0, c1) (absolute) and flattened output
@@ -436,42 +441,6 @@ void col2im(const ConvGeometry& g, const T* dcols, int64_t c0, int64_t c1, int64
   }
 }
 
-// The zero-padded slab the shifted path reads: for channels [c0, c0 + nc) of image n of
-// t [N, Ct, H, W] (H, W = g.H, g.W), rows [row0 - p, row0 - p + rows) padded by p columns each
-// side, so slab[c, r, q] = t[n, c0 + c, row0 - p + r, q - p] (0 outside t). Each channel's plane
-// has `plane` elements (the rows, then zeros), so every shifted read stays inside the slab.
-template <class T>
-void pad_slab(const ConvGeometry& g, const T* t, int64_t Ct, int64_t n, int64_t c0, int64_t nc,
-              int64_t row0, int64_t rows, int64_t plane, T* slab) {
-  const int64_t H = g.H, W = g.W, p = g.p, Wp = g.Wp;
-  for (int64_t c = 0; c < nc; ++c) {
-    T* dst = slab + c * plane;
-    const T* src = t + (n * Ct + c0 + c) * H * W;
-    for (int64_t r = 0; r < rows; ++r, dst += Wp) {
-      const int64_t h = row0 - p + r;
-      if (h < 0 || h >= H) {
-        std::fill(dst, dst + Wp, T(0));
-        continue;
-      }
-      std::fill(dst, dst + p, T(0));
-      std::copy(src + h * W, src + h * W + W, dst + p);
-      std::fill(dst + p + W, dst + Wp, T(0));
-    }
-    std::fill(dst, slab + (c + 1) * plane, T(0));
-  }
-}
-
-// The weight as one [C_out, C/G] matrix per tap: taps[(i KW + j), o, c] = w[o, c, i, j].
-template <class T>
-std::vector<T> weight_taps(const ConvGeometry& g, const T* w) {
-  std::vector<T> taps(static_cast<size_t>(g.KK * g.C_out * g.C_g));
-  for (int64_t o = 0; o < g.C_out; ++o)
-    for (int64_t c = 0; c < g.C_g; ++c)
-      for (int64_t t = 0; t < g.KK; ++t)
-        taps[(t * g.C_out + o) * g.C_g + c] = w[(o * g.C_g + c) * g.KK + t];
-  return taps;
-}
-
 bool in_one_image(int64_t r0, int64_t r1, int64_t OH) { return r0 / OH == (r1 - 1) / OH; }
 
 // The matrix [nc, (r1 - r0) OW] of channels [c0, c0 + nc) and flattened rows [r0, r1) of a tensor
@@ -506,15 +475,363 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
                 t + (n * Ct + c0 + c) * P);
 }
 
+// ---- Winograd F(2x2, 3x3): transforms ----------------------------------------------------------
+// The math is at the top. Tiles are 2x2 blocks of output, indexed by tile rows r = n TY + ty of
+// the batch (TY = ceil(OH / 2) tile rows and TX = ceil(OW / 2) tiles per row); a tile past the
+// image edge reads zeros and writes nothing. Transformed tensors are laid out [16][channels][tiles]
+// so each of the 16 GEMMs reads and writes contiguous matrices.
+
+struct WinogradTiles {
+  int64_t TY, TX;    // tiles per image: rows, and tiles per row
+  int64_t rows;      // tile rows in the batch: N TY
+  int64_t blocks;    // blocks of tile rows (the unit of work)
+  std::pair<int64_t, int64_t> block(int64_t b) const {
+    return {b * rows / blocks, (b + 1) * rows / blocks};
+  }
+};
+
+// The distance between the 16 planes of a transformed tensor of rows x cols: padded by 64 bytes,
+// so that the 16 streams a transform reads or writes do not all map to the same cache sets.
+int64_t winograd_plane(int64_t rows, int64_t cols) { return rows * cols + 16; }
+
+// Blocks of about kWinogradTileElems / channels tiles (so a block's transformed input, 16 x
+// channels x tiles, stays in L2), and at least kMinChunks per group when the batch has the rows.
+WinogradTiles winograd_tiles(const ConvGeometry& g) {
+  WinogradTiles w;
+  w.TY = ceil_div(g.OH, 2);
+  w.TX = ceil_div(g.OW, 2);
+  w.rows = g.N * w.TY;
+  const int64_t tiles = std::max<int64_t>(kWinogradMinTiles,
+                                          kWinogradTileElems / std::max(g.C_g, g.C_out_g));
+  const int64_t rows_per_block = std::max<int64_t>(1, tiles / w.TX);
+  w.blocks = std::max(ceil_div(w.rows, rows_per_block),
+                      std::min(w.rows, ceil_div(kMinChunks, g.G)));
+  return w;
+}
+
+// The transform loops below write 16 rows whose distance (xi_stride) is only known at run time, so
+// the compiler cannot prove they do not overlap; they never do, and this says so, letting the
+// loops vectorize.
+#if defined(__clang__)
+#define KILN_INDEPENDENT_ITERATIONS _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define KILN_INDEPENDENT_ITERATIONS _Pragma("GCC ivdep")
+#else
+#define KILN_INDEPENDENT_ITERATIONS
+#endif
+
+// u[xi][k] = (G f_k G^T)[xi] for the 3x3 filters f_k at f + k f_stride (rotated by 180 degrees when
+// kRotate), k < count, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <bool kRotate, class T>
+void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
+                         T* __restrict u, int64_t xi_stride) {
+  const T h = T(0.5);
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t k = 0; k < count; ++k) {
+    const T* fk = f + k * f_stride;
+    auto at = [&](int i, int j) { return kRotate ? fk[(2 - i) * 3 + (2 - j)] : fk[i * 3 + j]; };
+    // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
+    T t[4][3];
+    for (int j = 0; j < 3; ++j) {
+      t[0][j] = at(0, j);
+      t[1][j] = h * (at(0, j) + at(1, j) + at(2, j));
+      t[2][j] = h * (at(0, j) - at(1, j) + at(2, j));
+      t[3][j] = at(2, j);
+    }
+    for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
+      u[(4 * a + 0) * xi_stride + k] = t[a][0];
+      u[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
+      u[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
+      u[(4 * a + 3) * xi_stride + k] = t[a][2];
+    }
+  }
+}
+
+// The filters in the Winograd domain, U[xi][row][col]: for forward, rows o < C_out and cols
+// c < C/G from w[o, c]; for grad_input, rows c < C and cols o < C_out/G (within c's group) from
+// w[o, c] rotated by 180 degrees.
+template <class T>
+std::vector<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+  const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
+  const int64_t xi_stride = winograd_plane(rows, cols);
+  std::vector<T> U(static_cast<size_t>(16 * xi_stride));
+  parallel_for(0, rows, grain_for(cols * 64), [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      if (for_grad_input) {
+        const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
+        winograd_filter_row<true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
+                                  U.data() + row * cols, xi_stride);
+      } else {
+        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.data() + row * cols, xi_stride);
+      }
+    }
+  });
+  return U;
+}
+
+// even[k] = src[2k], odd[k] = src[2k + 1] for k < pairs (rows that do not overlap).
+template <class T>
+void split_pairs(const T* __restrict src, T* __restrict even, T* __restrict odd, int64_t pairs) {
+  for (int64_t k = 0; k < pairs; ++k) {
+    even[k] = src[2 * k];
+    odd[k] = src[2 * k + 1];
+  }
+}
+// dst[2k] = even[k], dst[2k + 1] = odd[k] for k < pairs.
+template <class T>
+void merge_pairs(const T* __restrict even, const T* __restrict odd, T* __restrict dst,
+                 int64_t pairs) {
+  for (int64_t k = 0; k < pairs; ++k) {
+    dst[2 * k] = even[k];
+    dst[2 * k + 1] = odd[k];
+  }
+}
+
+// One tile row of the input transform, from the staged patch rows (see winograd_input): for each
+// tile tx, d[a][b] = row a, column 2 tx + b, and v[xi][tx] = (B^T d B)[xi].
+template <class T>
+void winograd_input_row(const T* __restrict stage, int64_t TX, T* __restrict v, int64_t xi_stride) {
+  const int64_t L = TX + 1;
+  const T *E0 = stage, *O0 = E0 + L, *E1 = O0 + L, *O1 = E1 + L;
+  const T *E2 = O1 + L, *O2 = E2 + L, *E3 = O2 + L, *O3 = E3 + L;
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t tx = 0; tx < TX; ++tx) {
+    // rows of B^T d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (each over b = 0..3)
+    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx], t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
+    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx], t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
+    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx], t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
+    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx], t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
+    // (B^T d) B, row a: (ta0 - ta2, ta1 + ta2, ta2 - ta1, ta1 - ta3)
+    v[0 * xi_stride + tx] = t00 - t02;
+    v[1 * xi_stride + tx] = t01 + t02;
+    v[2 * xi_stride + tx] = t02 - t01;
+    v[3 * xi_stride + tx] = t01 - t03;
+    v[4 * xi_stride + tx] = t10 - t12;
+    v[5 * xi_stride + tx] = t11 + t12;
+    v[6 * xi_stride + tx] = t12 - t11;
+    v[7 * xi_stride + tx] = t11 - t13;
+    v[8 * xi_stride + tx] = t20 - t22;
+    v[9 * xi_stride + tx] = t21 + t22;
+    v[10 * xi_stride + tx] = t22 - t21;
+    v[11 * xi_stride + tx] = t21 - t23;
+    v[12 * xi_stride + tx] = t30 - t32;
+    v[13 * xi_stride + tx] = t31 + t32;
+    v[14 * xi_stride + tx] = t32 - t31;
+    v[15 * xi_stride + tx] = t31 - t33;
+  }
+}
+
+// V[xi][c][(r - r0) TX + tx] = (B^T d B)[xi] for channels [c0, c0 + nc) of in [N, Ct, H, W] and
+// tile rows [r0, r1), where d is the 4x4 patch at rows 2 ty - 1.. and columns 2 tx - 1.. (zero
+// padded by 1) and B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+template <class T>
+void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
+                    int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
+  const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
+  // The patch rows split into even and odd columns: E[a][k] = row_a[2k - 1], O[a][k] = row_a[2k],
+  // so tile tx reads E[a][tx], O[a][tx], E[a][tx + 1], O[a][tx + 1], all contiguous in tx.
+  T* stage = scratch<T>(kStage, 8 * (TX + 1));
+  for (int64_t c = 0; c < nc; ++c) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+      const T* plane = in + (n * Ct + c0 + c) * H * W;
+      for (int64_t a = 0; a < 4; ++a) {
+        T* E = stage + 2 * a * (TX + 1);
+        T* O = E + (TX + 1);
+        const int64_t h = 2 * ty - 1 + a;
+        if (h < 0 || h >= H) {
+          std::fill(E, E + 2 * (TX + 1), T(0));
+          continue;
+        }
+        // O[k] = row[2k] and E[k + 1] = row[2k + 1]; zeros past the row and at E[0]
+        const T* row = plane + h * W;
+        E[0] = T(0);
+        split_pairs(row, O, E + 1, W / 2);
+        if (W % 2) O[W / 2] = row[W - 1];
+        std::fill(E + 1 + W / 2, E + TX + 1, T(0));
+        std::fill(O + (W + 1) / 2, O + TX + 1, T(0));
+      }
+      winograd_input_row(stage, TX, V + c * tiles + (r - r0) * TX, xi_stride);
+    }
+  }
+}
+
+// One tile row of the output transform: for each tile tx, m[xi] = M[xi][tx] and the 2x2 block
+// A^T m A + b goes to the staged output rows (row i, even and odd columns).
+template <class T>
+void winograd_output_row(const T* __restrict m, int64_t xi_stride, int64_t TX, T b,
+                         T* __restrict stage) {
+  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  const T *m0 = m, *m1 = m0 + xi_stride, *m2 = m1 + xi_stride, *m3 = m2 + xi_stride;
+  const T *m4 = m3 + xi_stride, *m5 = m4 + xi_stride, *m6 = m5 + xi_stride, *m7 = m6 + xi_stride;
+  const T *m8 = m7 + xi_stride, *m9 = m8 + xi_stride, *m10 = m9 + xi_stride, *m11 = m10 + xi_stride;
+  const T *m12 = m11 + xi_stride, *m13 = m12 + xi_stride, *m14 = m13 + xi_stride, *m15 = m14 + xi_stride;
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t tx = 0; tx < TX; ++tx) {
+    // A^T m: t0j = m0j + m1j + m2j, t1j = m1j - m2j - m3j (m_ab = m[4 a + b])
+    const T t00 = m0[tx] + m4[tx] + m8[tx], t01 = m1[tx] + m5[tx] + m9[tx];
+    const T t02 = m2[tx] + m6[tx] + m10[tx], t03 = m3[tx] + m7[tx] + m11[tx];
+    const T t10 = m4[tx] - m8[tx] - m12[tx], t11 = m5[tx] - m9[tx] - m13[tx];
+    const T t12 = m6[tx] - m10[tx] - m14[tx], t13 = m7[tx] - m11[tx] - m15[tx];
+    // (A^T m) A: (ti0 + ti1 + ti2, ti1 - ti2 - ti3)
+    Y0e[tx] = t00 + t01 + t02 + b;
+    Y0o[tx] = t01 - t02 - t03 + b;
+    Y1e[tx] = t10 + t11 + t12 + b;
+    Y1o[tx] = t11 - t12 - t13 + b;
+  }
+}
+
+// out[n, o0 + o, 2 ty + i, 2 tx + j] = (A^T m A)[i][j] + bias[o] for the tile pixels inside the
+// image, where m[xi] = M[xi][o][(r - r0) TX + tx] and A^T = [1 1 1 0; 0 1 -1 -1].
+template <class T>
+void winograd_output(const T* M, int64_t no, const WinogradTiles& wt, int64_t r0, int64_t r1,
+                     T* out, int64_t Ct, int64_t H, int64_t W, int64_t o0, const T* bias) {
+  const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
+  T* stage = scratch<T>(kStage, 4 * TX);  // the two output rows, even and odd columns
+  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  for (int64_t o = 0; o < no; ++o) {
+    const T b = bias ? bias[o] : T(0);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+      winograd_output_row(M + o * tiles + (r - r0) * TX, xi_stride, TX, b, stage);
+      for (int64_t i = 0; i < 2 && 2 * ty + i < H; ++i) {
+        T* row = out + ((n * Ct + o0 + o) * H + 2 * ty + i) * W;
+        const T* even = i ? Y1e : Y0e;
+        merge_pairs(even, i ? Y1o : Y0o, row, W / 2);
+        if (W % 2) row[W - 1] = even[W / 2];
+      }
+    }
+  }
+}
+
+// One tile row of the grad_output transform, from the staged rows of dY (row i, even and odd
+// columns): d[xi][tx] = (A dy A^T)[xi].
+template <class T>
+void winograd_grad_output_row(const T* __restrict stage, int64_t TX, T* __restrict d,
+                              int64_t xi_stride) {
+  const T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t tx = 0; tx < TX; ++tx) {
+    // A dy, column j: (y0j, y0j + y1j, y0j - y1j, -y1j)
+    const T u00 = Y0e[tx], u01 = Y0o[tx];
+    const T u10 = Y0e[tx] + Y1e[tx], u11 = Y0o[tx] + Y1o[tx];
+    const T u20 = Y0e[tx] - Y1e[tx], u21 = Y0o[tx] - Y1o[tx];
+    const T u30 = -Y1e[tx], u31 = -Y1o[tx];
+    // (A dy) A^T, row a: (ua0, ua0 + ua1, ua0 - ua1, -ua1)
+    d[0 * xi_stride + tx] = u00;
+    d[1 * xi_stride + tx] = u00 + u01;
+    d[2 * xi_stride + tx] = u00 - u01;
+    d[3 * xi_stride + tx] = -u01;
+    d[4 * xi_stride + tx] = u10;
+    d[5 * xi_stride + tx] = u10 + u11;
+    d[6 * xi_stride + tx] = u10 - u11;
+    d[7 * xi_stride + tx] = -u11;
+    d[8 * xi_stride + tx] = u20;
+    d[9 * xi_stride + tx] = u20 + u21;
+    d[10 * xi_stride + tx] = u20 - u21;
+    d[11 * xi_stride + tx] = -u21;
+    d[12 * xi_stride + tx] = u30;
+    d[13 * xi_stride + tx] = u30 + u31;
+    d[14 * xi_stride + tx] = u30 - u31;
+    d[15 * xi_stride + tx] = -u31;
+  }
+}
+
+// D[xi][o][(r - r0) TX + tx] = (A dy A^T)[xi] for channels [o0, o0 + no) of gy [N, Ct, H, W]
+// (H, W = OH, OW), where dy is the tile's 2x2 block of gy (zero past the edge) and
+// A = [1 0; 1 1; 1 -1; 0 -1].
+template <class T>
+void winograd_grad_output(const T* gy, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
+                          int64_t o0, int64_t no, int64_t r0, int64_t r1, T* D) {
+  const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
+  T* stage = scratch<T>(kStage, 4 * TX);
+  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  for (int64_t o = 0; o < no; ++o) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+      for (int64_t i = 0; i < 2; ++i) {
+        T* even = i ? Y1e : Y0e;
+        T* odd = i ? Y1o : Y0o;
+        const int64_t h = 2 * ty + i;
+        if (h >= H) {
+          std::fill(even, even + TX, T(0));
+          std::fill(odd, odd + TX, T(0));
+          continue;
+        }
+        const T* row = gy + ((n * Ct + o0 + o) * H + h) * W;
+        split_pairs(row, even, odd, W / 2);
+        if (W % 2) {
+          even[W / 2] = row[W - 1];
+          odd[W / 2] = T(0);
+        }
+      }
+      winograd_grad_output_row(stage, TX, D + o * tiles + (r - r0) * TX, xi_stride);
+    }
+  }
+}
+
+// dw[o, c] = G^T dU[o, c] G (3x3 from 4x4), for dU[xi][o][c] of [16][no][nc]; dw points at
+// w[o0, c0] with rows of K_g.
+template <class T>
+void winograd_filter_grad(const T* dU, int64_t no, int64_t nc, T* dw, int64_t K_g) {
+  const T h = T(0.5);
+  const int64_t xi_stride = winograd_plane(no, nc);
+  for (int64_t o = 0; o < no; ++o)
+    for (int64_t c = 0; c < nc; ++c) {
+      T u[4][4], s[3][4];
+      for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = dU[xi * xi_stride + o * nc + c];
+      for (int b = 0; b < 4; ++b) {  // s = G^T u
+        s[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
+        s[1][b] = h * (u[1][b] - u[2][b]);
+        s[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+      }
+      T* f = dw + o * K_g + c * 9;
+      for (int i = 0; i < 3; ++i) {  // s G
+        f[i * 3 + 0] = s[i][0] + h * (s[i][1] + s[i][2]);
+        f[i * 3 + 1] = h * (s[i][1] - s[i][2]);
+        f[i * 3 + 2] = h * (s[i][1] + s[i][2]) + s[i][3];
+      }
+    }
+}
+
 // ---- Forward kernel ----------------------------------------------------------------------------
 // x [N, C, H, W], w [C_out, C/G, KH, KW], b [C_out] or null -> y [N, C_out, OH, OW], contiguous.
-// Chunks are (group, tile, block of output channels); each writes its own part of y.
+// Chunks are (group, tile, block of output channels); each writes its own part of y. A Winograd
+// tile block is a range of tile rows; otherwise RowTiles.
+template <class T>
+void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  const WinogradTiles wt = winograd_tiles(g);
+  const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
+  const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
+  const std::vector<T> U = winograd_filters(g, w, /*for_grad_input=*/false);
+  parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t ob = k % o_blocks, blk = k / o_blocks % wt.blocks;
+      const int64_t grp = k / o_blocks / wt.blocks;
+      const auto [r0, r1] = wt.block(blk);
+      const int64_t tiles = (r1 - r0) * wt.TX;
+      const int64_t o0 = grp * g.C_out_g + ob * o_size;
+      const int64_t no = std::min(o_size, g.C_out_g - ob * o_size);
+      // V = B^T d B for the group's input channels, M[xi] = U[xi][o-block] V[xi], y = A^T M A + b
+      const int64_t u_plane = winograd_plane(g.C_out, g.C_g);
+      const int64_t v_plane = winograd_plane(g.C_g, tiles), m_plane = winograd_plane(no, tiles);
+      T* V = scratch<T>(kCols, 16 * v_plane);
+      winograd_input(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
+      T* M = scratch<T>(kPacked, 16 * m_plane);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.data() + xi * u_plane + o0 * g.C_g,
+                       g.C_g, V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
+      winograd_output(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
+    }
+  });
+}
+
 template <class T>
 void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
-  const RowTiles tiles = g.shifted ? shifted_tiles(g) : RowTiles(g.N, g.OH, g.OW, tile_pixels(g.K_g));
+  if (g.winograd) return forward_winograd(g, x, w, b, y);
+  const RowTiles tiles(g.N, g.OH, g.OW, tile_pixels(g.K_g));
   const int64_t o_size = split_block(g.C_out_g, g.G * tiles.count);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
-  const std::vector<T> taps = g.shifted ? weight_taps(g, w) : std::vector<T>();
 
   // Y[o-block, tile] = W_g[o-block] cols + bias
   auto im2col_chunk = [&](int64_t grp, int64_t r0, int64_t r1, int64_t o0, int64_t no) {
@@ -546,30 +863,6 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
     if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
   };
 
-  // Y'[o-block, (r, q)] = sum_{i,j} W_ij[o-block] slab[:, (r + i d) Wp + q + j d], over the padded
-  // width q < Wp; then y = Y' without its last 2p columns, + bias.
-  auto shifted_chunk = [&](int64_t grp, int64_t r0, int64_t r1, int64_t o0, int64_t no) {
-    const int64_t n = r0 / g.OH, oh0 = r0 - n * g.OH, rows = r1 - r0, Wp = g.Wp;
-    const int64_t slab_rows = rows + g.d * (g.KH - 1);
-    const int64_t plane = slab_rows * Wp + g.d * (g.KW - 1);
-    T* slab = scratch<T>(kCols, g.C_g * plane);
-    pad_slab(g, x, g.C, n, grp * g.C_g, g.C_g, oh0, slab_rows, plane, slab);
-    const int64_t cols = rows * Wp;
-    T* out = scratch<T>(kPacked, no * cols);
-    for (int64_t i = 0; i < g.KH; ++i)
-      for (int64_t j = 0; j < g.KW; ++j) {
-        const int64_t tap = i * g.KW + j;
-        gemm_serial<T>(false, false, no, cols, g.C_g, T(1), taps.data() + (tap * g.C_out + o0) * g.C_g,
-                       g.C_g, slab + i * g.d * Wp + j * g.d, plane, tap == 0 ? T(0) : T(1), out,
-                       cols);
-      }
-    for (int64_t o = 0; o < no; ++o) {
-      const T bias = b ? b[o0 + o] : T(0);
-      T* dst = y + ((n * g.C_out + o0 + o) * g.OH + oh0) * g.OW;
-      for (int64_t r = 0; r < rows; ++r) copy_row_plus(dst + r * g.OW, out + o * cols + r * Wp, bias, g.OW);
-    }
-  };
-
   parallel_for(0, g.G * tiles.count * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t ob = k % o_blocks, t = k / o_blocks % tiles.count;
@@ -577,8 +870,7 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
       const auto [r0, r1] = tiles.rows(t);
       const int64_t o0 = grp * g.C_out_g + ob * o_size;
       const int64_t no = std::min(o_size, g.C_out_g - ob * o_size);
-      if (g.shifted) shifted_chunk(grp, r0, r1, o0, no);
-      else im2col_chunk(grp, r0, r1, o0, no);
+      im2col_chunk(grp, r0, r1, o0, no);
     }
   });
 }
@@ -588,7 +880,6 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 // gb [C_out]; each may be null (not wanted). All contiguous. One parallel loop runs three kinds of
 // chunk, each owning what it writes:
 //   grad_weight (group, input-channel block, output-channel block), walking the whole batch;
-//   grad_input, shifted path (group, tile, input-channel block);
 //   grad_input, col2im path (image block, group, input-channel block);
 //   grad_bias (block of output channels).
 template <class T>
@@ -596,30 +887,40 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
                      T* gb) {
   const int64_t KK = g.KK;
 
-  // grad_input: the shifted path tiles rows like forward; the col2im path gives each chunk whole
+  // grad_input: the Winograd path tiles rows like forward; the col2im path gives each chunk whole
   // images, since its scatter crosses row tiles.
+  const WinogradTiles wt = g.winograd ? winograd_tiles(g) : WinogradTiles{};
   const int64_t col2im_block = channel_block(g.C_g, kBlockRows / KK);
-  const RowTiles x_tiles = g.shifted ? shifted_tiles(g)
-                                     : RowTiles(g.N, g.OH, g.OW, tile_pixels(col2im_block * KK));
-  const int64_t cx_size = g.shifted ? split_block(g.C_g, g.G * x_tiles.count) : col2im_block;
+  const RowTiles x_tiles(g.N, g.OH, g.OW, tile_pixels(col2im_block * KK));
+  const int64_t cx_size = g.winograd ? split_block(g.C_g, g.G * wt.blocks) : col2im_block;
   const int64_t cx_blocks = ceil_div(g.C_g, cx_size);
-  const int64_t x_chunks = !gx        ? 0
-                           : g.shifted ? g.G * x_tiles.count * cx_blocks
-                                       : x_tiles.blocks * g.G * cx_blocks;
-  const std::vector<T> taps = gx && g.shifted ? weight_taps(g, w) : std::vector<T>();
+  const int64_t x_chunks = !gx         ? 0
+                           : g.winograd ? g.G * wt.blocks * cx_blocks
+                                        : x_tiles.blocks * g.G * cx_blocks;
+  const std::vector<T> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : std::vector<T>();
 
   // grad_weight: chunks (group, input-channel block, output-channel block, range of tiles). With
   // one range a chunk owns its block of dW; with several, each range sums into its own partial
   // copy of dW, and the partials are added in range order afterwards.
-  const int64_t cw_size = channel_block(g.C_g, kWeightBlockRows / KK);
+  // Winograd blocks are at most kWinogradFilterBlock channels square; the ranges split its tile
+  // blocks.
+  const int64_t cw_size = g.winograd ? channel_block(g.C_g, kWinogradFilterBlock)
+                                     : channel_block(g.C_g, kWeightBlockRows / KK);
   const int64_t cw_blocks = ceil_div(g.C_g, cw_size);
   const RowTiles w_tiles(g.N, g.OH, g.OW, tile_pixels(cw_size * KK));
+  const int64_t w_units = g.winograd ? wt.blocks : w_tiles.count;
+  const int64_t ow_first = g.winograd ? channel_block(g.C_out_g, kWinogradFilterBlock) : g.C_out_g;
+  const int64_t w_regions = g.G * cw_blocks * ceil_div(g.C_out_g, ow_first);
+  // A Winograd range keeps at least kWinogradMinTiles tiles, the K of its GEMMs.
+  const int64_t max_ranges = std::max<int64_t>(
+      1, std::min({w_units, kMaxPartialElems / (g.C_out * g.K_g),
+                   g.winograd ? wt.rows * wt.TX / kWinogradMinTiles : w_units}));
   int64_t w_ranges = 1;
-  if (g.G * cw_blocks < kMinChunks)
-    w_ranges = std::clamp<int64_t>(ceil_div(kMinChunks, g.G * cw_blocks), 1,
-                                   std::min(w_tiles.count, kMaxPartialElems / (g.C_out * g.K_g)));
+  if (w_regions < kMinChunks)
+    w_ranges = std::clamp<int64_t>(ceil_div(kMinChunks, w_regions), 1, max_ranges);
   // The grad_input chunks share the loop, so only without them may grad_weight need more chunks.
-  const int64_t ow_size = split_block(g.C_out_g, g.G * cw_blocks * w_ranges + x_chunks);
+  const int64_t ow_size =
+      std::min(ow_first, split_block(g.C_out_g, w_regions * w_ranges + x_chunks));
   const int64_t ow_blocks = ceil_div(g.C_out_g, ow_size);
   const int64_t w_chunks = gw ? g.G * cw_blocks * ow_blocks * w_ranges : 0;
   std::vector<T> partials(w_chunks && w_ranges > 1 ? w_ranges * g.C_out * g.K_g : 0);
@@ -628,9 +929,10 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   constexpr int64_t kBiasBlock = 16;
   const int64_t b_chunks = gb ? ceil_div(g.C_out, kBiasBlock) : 0;
 
-  // dW_g[o-block, c-block]^T = sum over the range's tiles of cols[c-block, tile] dY[o-block,
-  // tile]^T, accumulated as [nc KK, no] (the operand with more rows first suits the GEMM), then
-  // transposed into dW or the range's partial.
+  // dW_g[o-block, c-block] = sum over the range's tiles of dY[o-block, tile] cols[c-block, tile]^T.
+  // Over many pixels it is computed transposed, as [nc KK, no] (the operand with more rows first
+  // suits the GEMM), then transposed into dW or the range's partial; over few, directly there
+  // (the transpose would cost more than the GEMM).
   auto grad_weight_chunk = [&](int64_t k) {
     const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
     const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
@@ -640,8 +942,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t c0 = grp * g.C_g + cb * cw_size;
     const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
     const int64_t t0 = range * w_tiles.count / w_ranges, t1 = (range + 1) * w_tiles.count / w_ranges;
-    T* acc = scratch<T>(kAccum, nc * KK * no);
-    if (t0 == t1) std::fill(acc, acc + nc * KK * no, T(0));
+    const int64_t pixels_in_range = (w_tiles.rows(t1 - 1).second - w_tiles.rows(t0).first) * g.OW;
+    const bool transposed = t1 > t0 && pixels_in_range >= kWeightTransposeMinPixels;
+    // dW[o0 + o, c0 KK + q], leading dim K_g
+    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+            (c0 - grp * g.C_g) * KK;
+    T* acc = transposed ? scratch<T>(kAccum, nc * KK * no) : nullptr;
+    if (t0 == t1)
+      for (int64_t o = 0; o < no; ++o) std::fill(dw + o * g.K_g, dw + o * g.K_g + nc * KK, T(0));
     for (int64_t t = t0; t < t1; ++t) {
       const auto [r0, r1] = w_tiles.rows(t);
       const int64_t pixels = (r1 - r0) * g.OW;
@@ -655,45 +963,16 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         im2col(g, x, c0, c0 + nc, r0, r1, buf);
         cols = buf;
       }
-      gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g,
-                     t == t0 ? T(0) : T(1), acc, no);
+      const T beta = t == t0 ? T(0) : T(1);
+      if (transposed)
+        gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc, no);
+      else
+        gemm_serial<T>(false, true, no, nc * KK, pixels, T(1), dy, ld_g, cols, ld_cols, beta, dw,
+                       g.K_g);
     }
-    // dW[o0 + o, c0 KK + q] = acc[q, o]
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
-            (c0 - grp * g.C_g) * KK;
-    for (int64_t o = 0; o < no; ++o)
-      for (int64_t q = 0; q < nc * KK; ++q) dw[o * g.K_g + q] = acc[q * no + o];
-  };
-
-  // Shifted path: dX'[c-block, (r, q)] = sum_{i,j} W_ij^T[c-block] slab[:, (r + (KH-1-i) d) Wp +
-  // q + (KW-1-j) d], where the slab is dY zero-padded by p; then grad_x = dX' without its last 2p
-  // columns. (grad_x is the "same" convolution of dY with the flipped, transposed kernel.)
-  auto grad_input_shifted_chunk = [&](int64_t k) {
-    const int64_t cb = k % cx_blocks, t = k / cx_blocks % x_tiles.count;
-    const int64_t grp = k / cx_blocks / x_tiles.count;
-    const auto [r0, r1] = x_tiles.rows(t);
-    const int64_t n = r0 / g.OH, h0 = r0 - n * g.OH, rows = r1 - r0, Wp = g.Wp;
-    const int64_t c0 = cb * cx_size, nc = std::min(cx_size, g.C_g - c0);
-    const int64_t slab_rows = rows + g.d * (g.KH - 1);
-    const int64_t plane = slab_rows * Wp + g.d * (g.KW - 1);
-    T* slab = scratch<T>(kCols, g.C_out_g * plane);
-    pad_slab(g, gy, g.C_out, n, grp * g.C_out_g, g.C_out_g, h0, slab_rows, plane, slab);
-    const int64_t cols = rows * Wp;
-    T* out = scratch<T>(kPacked, nc * cols);
-    for (int64_t i = 0; i < g.KH; ++i)
-      for (int64_t j = 0; j < g.KW; ++j) {
-        const int64_t tap = i * g.KW + j;
-        // W_ij[group rows, c-block] as the A of a transposed GEMM: [C_out/G, nc], leading dim C/G.
-        const T* a = taps.data() + (tap * g.C_out + grp * g.C_out_g) * g.C_g + c0;
-        const T* shifted = slab + (g.KH - 1 - i) * g.d * Wp + (g.KW - 1 - j) * g.d;
-        gemm_serial<T>(true, false, nc, cols, g.C_out_g, T(1), a, g.C_g, shifted, plane,
-                       tap == 0 ? T(0) : T(1), out, cols);
-      }
-    for (int64_t c = 0; c < nc; ++c) {
-      T* dst = gx + ((n * g.C + grp * g.C_g + c0 + c) * g.H + h0) * g.W;
-      for (int64_t r = 0; r < rows; ++r)
-        std::copy(out + c * cols + r * Wp, out + c * cols + r * Wp + g.W, dst + r * g.W);
-    }
+    if (transposed)  // dW[o0 + o, c0 KK + q] = acc[q, o]
+      for (int64_t o = 0; o < no; ++o)
+        for (int64_t q = 0; q < nc * KK; ++q) dw[o * g.K_g + q] = acc[q * no + o];
   };
 
   // col2im path: grad_x[images, c-block] = col2im(W_g[:, c-block]^T dY_g), tile by tile. The chunk
@@ -740,6 +1019,57 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     }
   };
 
+  // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
+  // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
+  auto grad_weight_winograd_chunk = [&](int64_t k) {
+    const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
+    const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
+    const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
+    const int64_t o0 = grp * g.C_out_g + ob * ow_size;
+    const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
+    const int64_t c0 = grp * g.C_g + cb * cw_size;
+    const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
+    const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
+    const int64_t u_plane = winograd_plane(no, nc);
+    T* dU = scratch<T>(kAccum, 16 * u_plane);
+    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const auto [r0, r1] = wt.block(blk);
+      const int64_t tiles = (r1 - r0) * wt.TX;
+      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
+      T* V = scratch<T>(kCols, 16 * v_plane);
+      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
+      T* D = scratch<T>(kPacked, 16 * d_plane);
+      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
+                       tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
+    }
+    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+            (c0 - grp * g.C_g) * KK;
+    winograd_filter_grad(dU, no, nc, dw, g.K_g);
+  };
+
+  // Winograd grad_input: the forward algorithm on dY with the rotated, transposed filters.
+  auto grad_input_winograd_chunk = [&](int64_t k) {
+    const int64_t cb = k % cx_blocks, blk = k / cx_blocks % wt.blocks;
+    const int64_t grp = k / cx_blocks / wt.blocks;
+    const auto [r0, r1] = wt.block(blk);
+    const int64_t tiles = (r1 - r0) * wt.TX;
+    const int64_t c0 = grp * g.C_g + cb * cx_size;
+    const int64_t nc = std::min(cx_size, g.C_g - cb * cx_size);
+    const int64_t u_plane = winograd_plane(g.C, g.C_out_g);
+    const int64_t v_plane = winograd_plane(g.C_out_g, tiles), m_plane = winograd_plane(nc, tiles);
+    T* V = scratch<T>(kCols, 16 * v_plane);
+    winograd_input(gy, g.C_out, g.OH, g.OW, wt, grp * g.C_out_g, g.C_out_g, r0, r1, V);
+    T* M = scratch<T>(kPacked, 16 * m_plane);
+    for (int64_t xi = 0; xi < 16; ++xi)
+      gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
+                     U_grad.data() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
+                     tiles, T(0), M + xi * m_plane, tiles);
+    winograd_output(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
+  };
+
   // db[o] = sum_{n, oh, ow} dY[n, o, oh, ow], in double
   auto grad_bias_chunk = [&](int64_t k) {
     for (int64_t o = k * kBiasBlock; o < std::min(g.C_out, (k + 1) * kBiasBlock); ++o) {
@@ -759,8 +1089,9 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // The long grad_weight chunks first, so the shorter ones fill in around them.
   parallel_for(0, w_chunks + x_chunks + b_chunks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
-      if (k < w_chunks) grad_weight_chunk(k);
-      else if (k < w_chunks + x_chunks && g.shifted) grad_input_shifted_chunk(k - w_chunks);
+      if (k < w_chunks && g.winograd) grad_weight_winograd_chunk(k);
+      else if (k < w_chunks) grad_weight_chunk(k);
+      else if (k < w_chunks + x_chunks && g.winograd) grad_input_winograd_chunk(k - w_chunks);
       else if (k < w_chunks + x_chunks) grad_input_col2im_chunk(k - w_chunks);
       else grad_bias_chunk(k - w_chunks - x_chunks);
     }

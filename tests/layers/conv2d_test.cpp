@@ -45,7 +45,7 @@ void require_close_scaled(const Tensor& a, const Tensor& b, double tol) {
 TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
   // Odd channel counts and sizes, non-square images, batch 1 and 3, every option; cases that make
   // several row tiles per image (17 or 32 channels of 3x3 on about 33x31), tiles of several whole
-  // images (many 3x4 or 2x2 images), and the shifted-GEMM path.
+  // images (many 3x4 or 2x2 images), and the Winograd path.
   const std::vector<ConvCase> cases = {
       {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, true},    {3, 3, 7, 5, 4, 3, 1, 1, 1, 1, true},
       {1, 7, 17, 9, 3, 3, 2, 1, 1, 1, false},  {3, 6, 9, 13, 9, 3, 2, 1, 1, 3, true},
@@ -55,10 +55,13 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {1, 17, 33, 31, 7, 3, 1, 1, 1, 1, true}, {1, 32, 35, 29, 5, 3, 1, 1, 1, 1, true},
       {33, 8, 3, 4, 16, 3, 1, 1, 1, 1, true},
       {17, 16, 2, 2, 32, 1, 1, 0, 1, 1, true}, {3, 34, 7, 5, 17, 3, 1, 1, 1, 1, false},
-      // Stride-1 "same" convolutions wide enough for the shifted-GEMM path: two row tiles, dilation,
-      // a 5x5 kernel split over output channels, and groups.
-      {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true}, {3, 16, 17, 16, 18, 3, 1, 2, 2, 1, false},
-      {1, 32, 17, 16, 33, 5, 1, 2, 1, 1, true}, {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
+      // Stride-1 "same" convolutions that are not the Winograd kind: dilation, a 5x5 kernel.
+      {3, 16, 17, 16, 18, 3, 1, 2, 2, 1, false}, {1, 32, 17, 16, 33, 5, 1, 2, 1, 1, true},
+      // Winograd F(2x2, 3x3): odd heights and widths (half-empty edge tiles), one tile row, a
+      // 1x1 image, groups, many tile blocks, and a batch split into grad_weight ranges.
+      {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true},  {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
+      {3, 16, 2, 33, 16, 3, 1, 1, 1, 1, false},  {17, 16, 1, 1, 16, 3, 1, 1, 1, 1, true},
+      {1, 16, 64, 17, 20, 3, 1, 1, 1, 1, true},  {5, 16, 13, 11, 16, 3, 1, 1, 1, 1, true},
   };
   for (DType dtype : {DType::f64, DType::f32}) {
     manual_seed(1);
@@ -120,9 +123,9 @@ TEST_CASE("conv2d: gradcheck over stride, padding, dilation, groups and bias") {
 
 TEST_CASE("conv2d: matches PyTorch (tests/data/conv2d.safetensors)") {
   auto data = load_fixture("conv2d.safetensors");
-  const std::vector<std::string> configs = {"basic",     "strided_groups",  "dilated_no_bias",
-                                            "pointwise", "depthwise_k5_s3", "single_pixel",
-                                            "tiny_images"};
+  const std::vector<std::string> configs = {
+      "basic",        "strided_groups", "dilated_no_bias", "pointwise",      "depthwise_k5_s3",
+      "single_pixel", "tiny_images",    "winograd"};
   for (const std::string& name : configs) {
     INFO(name);
     auto at = [&](const std::string& key) { return data.at(name + "." + key); };

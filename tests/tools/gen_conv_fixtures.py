@@ -26,6 +26,8 @@ CONV_CONFIGS = {
     "depthwise_k5_s3": (1, 8, 15, 14, 8, 5, 3, 2, 1, 8, True),
     "single_pixel": (1, 1, 1, 1, 1, 1, 1, 0, 1, 1, True),
     "tiny_images": (9, 8, 3, 4, 16, 3, 1, 1, 1, 1, True),
+    # 3x3, stride 1, padding 1 with 16+ channels per group and enough tiles: the Winograd path
+    "winograd": (2, 16, 7, 5, 16, 3, 1, 1, 1, 1, True),
 }
 
 WS_CONFIGS = {
