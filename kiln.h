@@ -14,6 +14,7 @@
 
 #include <kiln/layers/activation.h>
 #include <kiln/layers/batch_norm.h>
+#include <kiln/layers/conv2d.h>
 #include <kiln/layers/dropout.h>
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/init.h>
@@ -23,6 +24,7 @@
 #include <kiln/layers/pooling.h>
 #include <kiln/layers/repr.h>
 #include <kiln/layers/sequential.h>
+#include <kiln/layers/ws_conv2d.h>
 
 #include <kiln/datasets/cifar10.h>
 #include <kiln/datasets/data_loader.h>
