@@ -1,0 +1,329 @@
+// kiln-cifar10: trains the VGG models of the benchmark on CIFAR-10 (or Fashion-MNIST) with a
+// choice of normalization, and sweeps norms against batch sizes to show what the Group
+// Normalization paper's Figure 1 shows: BatchNorm degrades on tiny batches, GroupNorm does not.
+//
+//   kiln-cifar10 --data data/cifar10 --norm gn --batch 8 --epochs 3 --out runs/gn-b8
+//   kiln-cifar10 --dataset fashion-mnist --sweep 32,16,8,4,2 --epochs 2 --out runs/sweep
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <kiln/kiln.h>
+
+#include "models.h"
+#include "svg_plot.h"
+#include "training.h"
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Options {
+  std::string dataset = "cifar10";
+  std::string data_dir;
+  std::string model = "vgg8";
+  std::string norm = "gn";
+  int64_t groups = 32;
+  int64_t batch = 32;
+  int64_t epochs = 3;
+  std::string optimizer = "sgd";
+  double base_lr = -1;  // set from the optimizer's default when not given
+  bool no_lr_scaling = false;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";
+  int threads = 0;
+  uint64_t seed = 0;
+  int64_t limit_train = 0, limit_test = 0;
+  std::string out = "runs/kiln-cifar10";
+  bool resume = false;
+  int64_t checkpoint_steps = 0;
+  int64_t stop_after_steps = 0;
+  int64_t cifar_records = 10000;
+  std::string sweep;
+  std::string sweep_norms = "gn,bn";
+  bool no_augment = false;
+};
+
+// A dataset restricted to its first `limit` examples.
+class Subset : public data::Dataset {
+ public:
+  Subset(const data::Dataset& base, int64_t limit) : base_(base), size_(std::min(limit, base.size())) {}
+  int64_t size() const override { return size_; }
+  data::Example get(int64_t i) const override {
+    KILN_CHECK(i >= 0 && i < size_, "Subset: index ", i, " is out of range for ", size_, " examples");
+    return base_.get(i);
+  }
+  Shape image_shape() const override { return base_.image_shape(); }
+  int64_t get_into(int64_t i, float* image) const override {
+    KILN_CHECK(i >= 0 && i < size_, "Subset: index ", i, " is out of range for ", size_, " examples");
+    return base_.get_into(i, image);
+  }
+  std::vector<std::string> classes() const override { return base_.classes(); }
+
+ private:
+  const data::Dataset& base_;
+  int64_t size_;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Where the data may be, in the order tried.
+std::vector<std::string> candidate_dirs(const Options& o) {
+  if (!o.data_dir.empty()) return {o.data_dir};
+  if (o.dataset == "cifar10") return {"data/cifar10", "data", "."};
+  return {"/usr/share/datasets/fashion-mnist", "data/fashion-mnist"};
+}
+
+struct LoadedData {
+  std::unique_ptr<data::Dataset> train, test;
+  std::string where;
+};
+
+// Loads both splits, or prints where it looked and how to get the data, and returns nothing.
+std::optional<LoadedData> load_data(const Options& o) {
+  std::vector<std::string> tried;
+  std::string last_error;
+  for (const std::string& dir : candidate_dirs(o)) {
+    tried.push_back(dir);
+    if (!fs::exists(dir)) continue;
+    try {
+      LoadedData d;
+      if (o.dataset == "cifar10") {
+        const data::CIFAR10Options options{.records_per_file = o.cifar_records};
+        d.train = std::make_unique<data::CIFAR10>(dir, data::Split::Train, options);
+        d.test = std::make_unique<data::CIFAR10>(dir, data::Split::Test, options);
+      } else {
+        d.train = std::make_unique<data::FashionMNIST>(dir, data::Split::Train);
+        d.test = std::make_unique<data::FashionMNIST>(dir, data::Split::Test);
+      }
+      d.where = dir;
+      return d;
+    } catch (const Error& e) {
+      last_error = e.what();
+    }
+  }
+  std::cerr << "kiln-cifar10: no " << (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST")
+            << " data found. Looked in:";
+  for (const std::string& t : tried) std::cerr << " " << t;
+  std::cerr << "\n";
+  if (!last_error.empty()) std::cerr << "  last error: " << last_error << "\n";
+  if (o.dataset == "cifar10") {
+    std::cerr << "  Get CIFAR-10 (binary version, 170 MB) with:  scripts/get-cifar10.sh data/cifar10\n"
+              << "  Or train on Fashion-MNIST from the Debian package instead:\n"
+              << "    sudo apt-get install dataset-fashion-mnist\n"
+              << "    kiln-cifar10 --dataset fashion-mnist ...\n";
+  } else {
+    std::cerr << "  Install it with:  sudo apt-get install dataset-fashion-mnist\n"
+              << "  (it goes to /usr/share/datasets/fashion-mnist), or pass --data DIR.\n";
+  }
+  return std::nullopt;
+}
+
+apps::RunConfig run_config(const Options& o, const std::string& norm, int64_t batch) {
+  apps::RunConfig c;
+  c.model = o.model;
+  c.norm = norm;
+  c.groups = o.groups;
+  c.batch = batch;
+  c.epochs = o.epochs;
+  c.optimizer = o.optimizer;
+  // Linear scaling rule (Goyal et al.): the base rate is for 32 images, and scales as B / 32.
+  c.lr = o.no_lr_scaling ? o.base_lr : o.base_lr * static_cast<double>(batch) / 32.0;
+  c.momentum = o.momentum;
+  c.weight_decay = o.weight_decay;
+  c.schedule = o.schedule;
+  c.seed = o.seed;
+  c.augment = !o.no_augment;
+  c.dataset = o.dataset;
+  c.resume = o.resume;
+  c.checkpoint_steps = o.checkpoint_steps;
+  c.stop_after_steps = o.stop_after_steps;
+  return c;
+}
+
+void print_summary(const apps::RunResult& r) {
+  std::printf("\n%-6s %11s %10s %10s %9s %9s %8s\n", "epoch", "train loss", "train acc", "test loss",
+              "test acc", "img/s", "seconds");
+  for (const auto& m : r.epochs)
+    std::printf("%-6lld %11.4f %9.2f%% %10.4f %8.2f%% %9.0f %8.1f\n", static_cast<long long>(m.epoch),
+                m.train_loss, 100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy,
+                m.images_per_second, m.seconds);
+}
+
+int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset& test) {
+  std::vector<int64_t> batches;
+  for (const std::string& b : split_list(o.sweep)) {
+    char* end = nullptr;
+    const long long v = std::strtoll(b.c_str(), &end, 10);
+    if (*end != '\0' || v < 1) {
+      std::cerr << "kiln-cifar10: --sweep: expected positive batch sizes like 32,16,8, got '" << b << "'\n";
+      return 2;
+    }
+    batches.push_back(v);
+  }
+  const std::vector<std::string> norms = split_list(o.sweep_norms);
+  fs::create_directories(o.out);
+  struct Cell {
+    std::string norm;
+    int64_t batch;
+    double error, images_per_second;
+  };
+  std::vector<Cell> cells;
+  for (const std::string& norm : norms) {
+    for (int64_t batch : batches) {
+      apps::RunConfig c = run_config(o, norm, batch);
+      c.out = o.out + "/" + norm + "-b" + std::to_string(batch);
+      c.label = norm + " b=" + std::to_string(batch);
+      std::cout << "== " << c.label << ": lr " << c.lr << ", " << c.epochs << " epochs -> " << c.out << "\n";
+      apps::RunResult r = apps::train_run(c, train, test);
+      double rate = 0;
+      for (const auto& m : r.epochs) rate += m.images_per_second / static_cast<double>(r.epochs.size());
+      cells.push_back({norm, batch, r.final_test_error(), rate});
+    }
+  }
+  // sweep.csv, sweep.md and sweep.svg: test error per norm and batch size.
+  std::ostringstream csv, md;
+  csv << "norm,batch,test_error,images_per_second\n";
+  md << "| norm |";
+  for (int64_t b : batches) md << " batch " << b << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < batches.size(); ++i) md << "---:|";
+  md << "\n";
+  apps::LineChart chart;
+  chart.title = o.model + " on " + (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST") +
+                ": test error vs batch size";
+  chart.x_label = "batch size (images per worker)";
+  chart.y_label = "test error (%)";
+  chart.log2_x = true;
+  for (const std::string& norm : norms) {
+    apps::Series s{norm, {}, {}};
+    md << "| " << norm << " |";
+    for (const Cell& cell : cells) {
+      if (cell.norm != norm) continue;
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "%s,%lld,%.4f,%.1f\n", cell.norm.c_str(),
+                    static_cast<long long>(cell.batch), cell.error, cell.images_per_second);
+      csv << buf;
+      std::snprintf(buf, sizeof buf, " %.2f%% |", 100 * cell.error);
+      md << buf;
+      s.x.push_back(static_cast<double>(cell.batch));
+      s.y.push_back(100 * cell.error);
+    }
+    md << "\n";
+    chart.series.push_back(s);
+  }
+  write_file_atomic(o.out + "/sweep.csv", csv.str());
+  write_file_atomic(o.out + "/sweep.md", md.str());
+  apps::write_svg(o.out + "/sweep.svg", chart);
+  std::cout << "\nTest error by norm and batch size (" << o.model << ", " << o.epochs << " epochs):\n\n"
+            << md.str() << "\nplot: " << o.out << "/sweep.svg\ntable: " << o.out << "/sweep.md\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"kiln-cifar10: train VGG models with GroupNorm, BatchNorm and friends, and compare "
+               "them across batch sizes (Wu and He, Group Normalization, 2018)."};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins
+  app.add_option("--dataset", o.dataset, "cifar10 or fashion-mnist (padded to 32x32)")
+      ->check(CLI::IsMember({"cifar10", "fashion-mnist"}));
+  app.add_option("--data", o.data_dir, "data directory (default: data/cifar10, or the Debian "
+                 "package's /usr/share/datasets/fashion-mnist)");
+  app.add_option("--model", o.model, "vgg8 or vgg16")->check(CLI::IsMember({"vgg8", "vgg16"}));
+  app.add_option("--norm", o.norm, "gn, bn, ln, in, gn+ws or none")
+      ->check(CLI::IsMember(apps::norm_names()));
+  app.add_option("--groups", o.groups, "groups of GroupNorm (min(groups, channels) per layer)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "images per step")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", o.epochs, "epochs")->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", o.optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}));
+  app.add_option("--lr", o.base_lr, "learning rate for batch 32 (default 0.02 for sgd, 1e-3 for "
+                 "adam); scaled by batch/32")->check(CLI::PositiveNumber);
+  app.add_flag("--no-lr-scaling", o.no_lr_scaling, "use --lr as given, whatever the batch");
+  app.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--weight-decay", o.weight_decay, "weight decay")->check(CLI::NonNegativeNumber);
+  app.add_option("--schedule", o.schedule, "none, cosine or step")
+      ->check(CLI::IsMember({"none", "cosine", "step"}));
+  app.add_option("--threads", o.threads, "threads (default: KILN_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed for weights, shuffling and augmentation");
+  app.add_option("--limit-train", o.limit_train, "train on the first N images only")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--limit-test", o.limit_test, "evaluate on the first N images only")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--out", o.out, "output directory");
+  app.add_flag("--resume", o.resume, "continue from the checkpoint in --out");
+  app.add_option("--checkpoint-steps", o.checkpoint_steps, "also checkpoint every N steps")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--stop-after-steps", o.stop_after_steps,
+                 "checkpoint and stop after N steps in all; --resume continues")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--cifar-records", o.cifar_records,
+                 "records in each CIFAR-10 file (10000; smaller for test data in the same format)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--sweep", o.sweep, "batch sizes to sweep, e.g. 32,16,8,4,2");
+  app.add_option("--sweep-norms", o.sweep_norms, "norms to sweep (default gn,bn)");
+  app.add_flag("--no-augment", o.no_augment, "no random crop and flip for CIFAR-10");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "kiln-cifar10: " << e.what() << "\n\n" << app.help();
+    return 2;
+  }
+  for (const std::string& n : split_list(o.sweep_norms)) {
+    const auto& names = apps::norm_names();
+    if (std::find(names.begin(), names.end(), n) == names.end()) {
+      std::cerr << "kiln-cifar10: --sweep-norms: '" << n << "' is not one of gn, bn, ln, in, gn+ws, none\n\n"
+                << app.help();
+      return 2;
+    }
+  }
+  if (o.base_lr < 0) o.base_lr = o.optimizer == "sgd" ? 0.02 : 1e-3;
+
+  try {
+    if (o.threads > 0) set_num_threads(o.threads);
+    std::optional<LoadedData> d = load_data(o);
+    if (!d) return 1;
+    std::unique_ptr<data::Dataset> train_subset, test_subset;
+    const data::Dataset* train = d->train.get();
+    const data::Dataset* test = d->test.get();
+    if (o.limit_train > 0) train = (train_subset = std::make_unique<Subset>(*train, o.limit_train)).get();
+    if (o.limit_test > 0) test = (test_subset = std::make_unique<Subset>(*test, o.limit_test)).get();
+    std::cout << "kiln-cifar10: " << (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST") << " from "
+              << d->where << ": " << train->size() << " train / " << test->size() << " test images, "
+              << o.model << ", " << num_threads() << " threads\n";
+    if (!o.sweep.empty()) return run_sweep(o, *train, *test);
+    apps::RunConfig c = run_config(o, o.norm, o.batch);
+    c.out = o.out;
+    apps::RunResult r = apps::train_run(c, *train, *test);
+    if (r.stopped_early) return 0;
+    print_summary(r);
+    std::printf("\nfinal test error %.2f%%\nmetrics: %s/metrics.csv\ncurves: %s/curves.svg\n",
+                100 * r.final_test_error(), o.out.c_str(), o.out.c_str());
+    return 0;
+  } catch (const Error& e) {
+    std::cerr << "kiln-cifar10: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "kiln-cifar10: " << e.what() << "\n";
+    return 1;
+  }
+}
