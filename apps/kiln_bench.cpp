@@ -21,6 +21,8 @@
 #include <CLI/CLI.hpp>
 #include <kiln/kiln.h>
 
+#include "models.h"
+
 using namespace kiln;
 
 namespace {
@@ -57,17 +59,60 @@ Workload op(const std::string& name, const Shape& shape,
   return {"op:" + name + ":" + shape_name(shape), Kind::op, shape[0], setup};
 }
 
-// Every workload, in torch_ref.py's order.
+// step:<model>:<norm>:<B>: zero_grad, forward, cross-entropy on random labels, backward, then
+// Adam(lr 2.5e-4), on x [B, 3, 32, 32] (torch_ref.py's step_bench).
+Workload step(const std::string& model, const std::string& norm, int64_t B) {
+  auto setup = [model, norm, B]() -> std::function<void()> {
+    auto net = apps::make_vgg(apps::vgg_blocks(model), norm);
+    net->train();
+    auto opt = std::make_shared<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = 2.5e-4});
+    Tensor x = Tensor::randn({B, 3, 32, 32});
+    Tensor labels = Tensor::empty({B}, DType::i64);
+    for (int64_t i = 0; i < B; ++i) labels.data_ptr<int64_t>()[i] = static_cast<int64_t>(default_generator().next_below(10));
+    return [net, opt, x, labels]() {
+      opt->zero_grad(/*set_to_none=*/true);
+      Tensor loss = nn::functional::cross_entropy(net->forward(x), labels);
+      loss.backward();
+      opt->step();
+    };
+  };
+  return {"step:" + model + ":" + norm + ":" + std::to_string(B), Kind::step, B, setup};
+}
+
+// data:cifar10-augment: one epoch's worth of batches of 128 through the CIFAR-10 training
+// pipeline (random crop with padding 4, horizontal flip, normalize) with prefetch, on 10,000
+// random images in CIFAR-10's layout; images/s is the figure to compare with a training step's.
+Workload data_pipeline() {
+  constexpr int64_t kImages = 10000, kBatch = 128;
+  auto setup = []() -> std::function<void()> {
+    auto images = std::make_shared<data::InMemoryImages>(data::random_images(kImages, {3, 32, 32}, 10, 0));
+    auto loader = std::make_shared<data::DataLoader>(
+        *images, data::LoaderOptions{.batch_size = kBatch, .shuffle = true, .drop_last = true,
+                                     .seed = 0, .transform = data::cifar10_train_transform()});
+    return [images, loader]() {
+      int64_t seen = 0;
+      for (const data::Batch& b : *loader) seen += b.labels.numel();
+      if (seen == 0) throw Error("data:cifar10-augment: the loader yielded nothing");
+    };
+  };
+  return {"data:cifar10-augment", Kind::step, kImages / kBatch * kBatch, setup};
+}
+
+// Every workload, in torch_ref.py's order, then kiln's own.
 std::vector<Workload> workloads() {
   std::vector<Workload> list;
   for (int64_t B : {2, 8, 32}) {
     list.push_back(op("conv3x3", {B, 64, 32, 32}, [] {
       return std::make_shared<nn::Conv2d>(64, 64, 3, nn::Conv2dOptions{.padding = 1});
     }));
-    // op:groupnorm32:{B}x64x32x32, op:batchnorm:{B}x64x32x32 and op:groupnorm32:{B}x256x8x8
-    // belong here, in this order.
+    list.push_back(op("groupnorm32", {B, 64, 32, 32}, [] { return std::make_shared<nn::GroupNorm>(32, 64); }));
+    list.push_back(op("batchnorm", {B, 64, 32, 32}, [] { return std::make_shared<nn::BatchNorm2d>(64); }));
+    list.push_back(op("groupnorm32", {B, 256, 8, 8}, [] { return std::make_shared<nn::GroupNorm>(32, 256); }));
   }
-  // The training steps step:{vgg8,vgg16}:{gn,bn,none}:{2,8,32} follow the ops.
+  for (const char* model : {"vgg8", "vgg16"})
+    for (const char* norm : {"gn", "bn", "none"})
+      for (int64_t B : {2, 8, 32}) list.push_back(step(model, norm, B));
+  list.push_back(data_pipeline());
   return list;
 }
 
