@@ -37,21 +37,21 @@ struct AdamStep {
 // One parameter's update in a single pass (see adam.h for the formulas). Scalars are rounded to T,
 // and the products PyTorch's kernels fuse are fused here (fma), so f32 follows PyTorch's arithmetic.
 //   p, grad, m (exp_avg), v (exp_avg_sq), v_max (max_exp_avg_sq, amsgrad only): [n]
-template <class T>
-void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamStep& s) {
+// The options are template arguments so that the loop has no branches and vectorizes.
+template <class T, bool kDecoupled, bool kCoupled, bool kAmsgrad, bool kMaximize>
+void adam_update_loop(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamStep& s) {
   const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1 - s.beta1);
   const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1 - s.beta2);
   const T weight_decay = static_cast<T>(s.weight_decay), decay = static_cast<T>(s.decay);
   const T bc2_sqrt = static_cast<T>(s.bc2_sqrt), eps = static_cast<T>(s.eps);
   const T neg_step_size = static_cast<T>(-s.step_size);
-  const bool coupled_decay = !s.decoupled && s.weight_decay != 0;
   parallel_for(0, n, kUpdateGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      T g = s.maximize ? -grad[i] : grad[i];
+      T g = kMaximize ? -grad[i] : grad[i];
       T param = p[i];
       // AdamW: p = p * (1 - lr * weight_decay);  Adam: g = g + weight_decay * p
-      if (s.decoupled) param = param * decay;
-      if (coupled_decay) g = std::fma(param, weight_decay, g);
+      if constexpr (kDecoupled) param = param * decay;
+      if constexpr (kCoupled) g = std::fma(param, weight_decay, g);
       // m = beta1 * m + (1 - beta1) * g
       const T m_i = std::fma(g, one_minus_beta1, m[i] * beta1);
       // v = beta2 * v + (1 - beta2) * g * g
@@ -59,10 +59,10 @@ void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const Ada
       m[i] = m_i;
       v[i] = v_i;
       T second = v_i;
-      if (s.amsgrad) {
+      if constexpr (kAmsgrad) {
         // v_max = max(v_max, v), NaN propagating like torch.maximum
         const T previous = v_max[i];
-        second = (v_i > previous || std::isnan(v_i)) ? v_i : previous;
+        second = (v_i > previous || v_i != v_i) ? v_i : previous;
         v_max[i] = second;
       }
       // denom = sqrt(v) / sqrt(1 - beta2^t) + eps
@@ -71,6 +71,26 @@ void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const Ada
       p[i] = param + (neg_step_size * m_i) / denom;
     }
   });
+}
+
+// One parameter's update in a single pass (see adam.h for the formulas). Scalars are rounded to T,
+// and the products PyTorch's kernels fuse are fused here (fma), so f32 follows PyTorch's arithmetic.
+//   p, grad, m (exp_avg), v (exp_avg_sq), v_max (max_exp_avg_sq, amsgrad only): [n]
+template <class T>
+void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamStep& s) {
+  const bool coupled = !s.decoupled && s.weight_decay != 0;
+  auto run = [&]<bool kDecoupled, bool kCoupled>() {
+    if (s.amsgrad) {
+      if (s.maximize) adam_update_loop<T, kDecoupled, kCoupled, true, true>(p, grad, m, v, v_max, n, s);
+      else adam_update_loop<T, kDecoupled, kCoupled, true, false>(p, grad, m, v, v_max, n, s);
+    } else {
+      if (s.maximize) adam_update_loop<T, kDecoupled, kCoupled, false, true>(p, grad, m, v, v_max, n, s);
+      else adam_update_loop<T, kDecoupled, kCoupled, false, false>(p, grad, m, v, v_max, n, s);
+    }
+  };
+  if (s.decoupled) run.template operator()<true, false>();
+  else if (coupled) run.template operator()<false, true>();
+  else run.template operator()<false, false>();
 }
 
 Tensor& state_tensor(Optimizer::ParamState& state, const char* key, const Tensor& like) {
