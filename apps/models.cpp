@@ -41,6 +41,8 @@ std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string
         net->push_back(std::make_shared<nn::GroupNorm>(1, c));
       } else if (norm == "in") {
         net->push_back(std::make_shared<nn::InstanceNorm2d>(c, 1e-5, 0.1, /*affine=*/true));
+      } else {
+        net->push_back(std::make_shared<nn::Identity>());  // keeps the indices of torch_ref.py's model
       }
       net->push_back(std::make_shared<nn::ReLU>());
       c_in = c;

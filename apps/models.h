@@ -25,7 +25,7 @@ Blocks vgg_blocks(const std::string& model);
 ///   ln     GroupNorm(1, c): LayerNorm over (C, H, W) with a per-channel affine, as in the paper
 ///   in     InstanceNorm2d(c, affine) (GroupNorm with one channel per group)
 ///   gn+ws  GroupNorm after a weight-standardized convolution (WSConv2d)
-///   none   no normalization
+///   none   no normalization (an Identity, so layer indices match the other norms)
 std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string& norm,
                                          int64_t groups = 32, int64_t in_channels = 3,
                                          int64_t classes = 10);
