@@ -3,7 +3,7 @@
 //
 // Accuracy: statistics accumulate values shifted by a nearby element, so large offsets (1e4 +
 // 1e-2 randn) lose nothing, and the f32 versions keep 16 float lanes that are flushed into double
-// every kFlush elements, combined in a fixed order (deterministic). (x - mu) is formed as
+// every kFlush elements through a fixed pairwise tree (deterministic). (x - mu) is formed as
 // (x - mu_hi) - mu_lo with mu split into two floats, which is exact enough when |mu| >> sigma.
 #pragma once
 
@@ -22,6 +22,22 @@ inline Lanes load_lanes(const float* p) {
   return v;
 }
 inline Lanes broadcast(float v) { return Lanes{} + v; }
+
+// The sum of the 16 lanes as a fixed pairwise tree (halves added, then halves of the result...),
+// in float: cheap enough to flush short runs, and the same order every time.
+typedef float Lanes8 __attribute__((vector_size(8 * sizeof(float))));
+typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
+inline float sum_lanes(Lanes v) {
+  Lanes8 lo8, hi8;
+  __builtin_memcpy(&lo8, &v, sizeof lo8);
+  __builtin_memcpy(&hi8, reinterpret_cast<const char*>(&v) + sizeof lo8, sizeof hi8);
+  const Lanes8 s8 = lo8 + hi8;
+  Lanes4 lo4, hi4;
+  __builtin_memcpy(&lo4, &s8, sizeof lo4);
+  __builtin_memcpy(&hi4, reinterpret_cast<const char*>(&s8) + sizeof lo4, sizeof hi4);
+  const Lanes4 s4 = lo4 + hi4;
+  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
 
 /// mu as the sum of two floats: hi = float(mu), lo = float(mu - hi).
 struct SplitMean {
@@ -51,10 +67,8 @@ inline void accumulate_shifted(const float* x, int64_t n, double shift_d, double
       s += v;
       q += v * v;
     }
-    for (int64_t j = 0; j < kLanes; ++j) {
-      sum += s[j];
-      sumsq += q[j];
-    }
+    sum += sum_lanes(s);
+    sumsq += sum_lanes(q);
   }
   for (; i < n; ++i) {
     const double v = static_cast<double>(x[i]) - shift_d;
@@ -98,10 +112,8 @@ inline void accumulate_grad(const float* x, const float* g, int64_t n, double mu
       b += gv;
       c += gv * ((load_lanes(x + i) - hi) - lo);
     }
-    for (int64_t j = 0; j < kLanes; ++j) {
-      db += b[j];
-      dc += c[j];
-    }
+    db += sum_lanes(b);
+    dc += sum_lanes(c);
   }
   for (; i < n; ++i) {
     const double gv = static_cast<double>(g[i]);
