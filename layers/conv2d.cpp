@@ -395,19 +395,19 @@ void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
         const auto [lo, hi] = valid_columns(g, j);
-        // x_cj[n image + ih W + ow s] = x[n, c, ih, ow s - p + j d]
-        const T* x_cj = x + c * g.H * g.W + (j * g.d - g.p);
+        // x_cj[n image + ih W + k s] = x[n, c, ih, (lo + k) s - p + j d], the first valid column
+        const T* x_cj = x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih < 0 || ih >= g.H) {
+          if (ih < 0 || ih >= g.H || lo == hi) {
             std::fill(dst, dst + OW, T(0));
           } else {
             const T* src = x_cj + n * image + ih * g.W;
             std::fill(dst, dst + lo, T(0));
             if (g.s == 1) {
-              std::copy(src + lo, src + hi, dst + lo);
+              std::copy(src, src + (hi - lo), dst + lo);
             } else {
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.s];
+              for (int64_t k = 0; k < hi - lo; ++k) dst[lo + k] = src[k * g.s];
             }
             std::fill(dst + hi, dst + OW, T(0));
           }
@@ -429,11 +429,12 @@ void col2im(const ConvGeometry& g, const T* dcols, int64_t c0, int64_t c1, int64
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
         const auto [lo, hi] = valid_columns(g, j);
-        T* gx_cj = grad_x + c * g.H * g.W + (j * g.d - g.p);
+        // gx_cj[n image + ih W + k s] = grad_x[n, c, ih, (lo + k) s - p + j d]
+        T* gx_cj = grad_x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih >= 0 && ih < g.H)
-            add_row(gx_cj + n * image + ih * g.W + lo * g.s, g.s, src + lo, hi - lo);
+          if (ih >= 0 && ih < g.H && lo < hi)
+            add_row(gx_cj + n * image + ih * g.W, g.s, src + lo, hi - lo);
           src += OW;
         });
       }
