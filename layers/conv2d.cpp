@@ -879,9 +879,10 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 // ---- Backward kernel ---------------------------------------------------------------------------
 // gy [N, C_out, OH, OW], x, w as in forward -> gx [N, C, H, W], gw [C_out, C/G, KH, KW],
 // gb [C_out]; each may be null (not wanted). All contiguous. One parallel loop runs three kinds of
-// chunk, each owning what it writes:
-//   grad_weight (group, input-channel block, output-channel block), walking the whole batch;
-//   grad_input, col2im path (image block, group, input-channel block);
+// chunk, each owning what it writes (see the decomposition at the top):
+//   grad_weight (group, input-channel block, output-channel block, range of the batch);
+//   grad_input, Winograd (group, tile block, input-channel block) or col2im (image block, group,
+//   input-channel block);
 //   grad_bias (block of output channels).
 template <class T>
 void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w, T* gx, T* gw,
@@ -976,6 +977,37 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         for (int64_t q = 0; q < nc * KK; ++q) dw[o * g.K_g + q] = acc[q * no + o];
   };
 
+  // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
+  // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
+  auto grad_weight_winograd_chunk = [&](int64_t k) {
+    const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
+    const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
+    const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
+    const int64_t o0 = grp * g.C_out_g + ob * ow_size;
+    const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
+    const int64_t c0 = grp * g.C_g + cb * cw_size;
+    const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
+    const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
+    const int64_t u_plane = winograd_plane(no, nc);
+    T* dU = scratch<T>(kAccum, 16 * u_plane);
+    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const auto [r0, r1] = wt.block(blk);
+      const int64_t tiles = (r1 - r0) * wt.TX;
+      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
+      T* V = scratch<T>(kCols, 16 * v_plane);
+      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
+      T* D = scratch<T>(kPacked, 16 * d_plane);
+      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
+                       tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
+    }
+    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+            (c0 - grp * g.C_g) * KK;
+    winograd_filter_grad(dU, no, nc, dw, g.K_g);
+  };
+
   // col2im path: grad_x[images, c-block] = col2im(W_g[:, c-block]^T dY_g), tile by tile. The chunk
   // owns those images and channels, so its scatter races with no one.
   auto grad_input_col2im_chunk = [&](int64_t k) {
@@ -1018,37 +1050,6 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         col2im(g, dcols, c0, c0 + nc, r0, r1, gx);
       }
     }
-  };
-
-  // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
-  // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
-  auto grad_weight_winograd_chunk = [&](int64_t k) {
-    const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
-    const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
-    const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
-    const int64_t o0 = grp * g.C_out_g + ob * ow_size;
-    const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
-    const int64_t c0 = grp * g.C_g + cb * cw_size;
-    const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
-    const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
-    const int64_t u_plane = winograd_plane(no, nc);
-    T* dU = scratch<T>(kAccum, 16 * u_plane);
-    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const auto [r0, r1] = wt.block(blk);
-      const int64_t tiles = (r1 - r0) * wt.TX;
-      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, 16 * v_plane);
-      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
-      T* D = scratch<T>(kPacked, 16 * d_plane);
-      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
-      for (int64_t xi = 0; xi < 16; ++xi)
-        gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
-                       tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
-    }
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
-            (c0 - grp * g.C_g) * KK;
-    winograd_filter_grad(dU, no, nc, dw, g.K_g);
   };
 
   // Winograd grad_input: the forward algorithm on dY with the rotated, transposed filters.
