@@ -77,6 +77,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -339,6 +340,12 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
+// A per-call buffer of n elements, left uninitialized (its users write every element first).
+template <class T>
+std::unique_ptr<T[]> call_buffer(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+}
+
 enum ScratchSlot { kCols, kPacked, kAccum, kStage, kSlots };
 template <class T>
 T* scratch(ScratchSlot slot, int64_t count) {
@@ -552,18 +559,18 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
 // c < C/G from w[o, c]; for grad_input, rows c < C and cols o < C_out/G (within c's group) from
 // w[o, c] rotated by 180 degrees.
 template <class T>
-std::vector<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+std::unique_ptr<T[]> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
-  std::vector<T> U(static_cast<size_t>(16 * xi_stride));
+  std::unique_ptr<T[]> U = call_buffer<T>(16 * xi_stride);
   parallel_for(0, rows, grain_for(cols * 64), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
         winograd_filter_row<true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
-                                  U.data() + row * cols, xi_stride);
+                                  U.get() + row * cols, xi_stride);
       } else {
-        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.data() + row * cols, xi_stride);
+        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.get() + row * cols, xi_stride);
       }
     }
   });
@@ -804,7 +811,7 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
   const WinogradTiles wt = winograd_tiles(g);
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
-  const std::vector<T> U = winograd_filters(g, w, /*for_grad_input=*/false);
+  const std::unique_ptr<T[]> U = winograd_filters(g, w, /*for_grad_input=*/false);
   parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t ob = k % o_blocks, blk = k / o_blocks % wt.blocks;
@@ -820,7 +827,7 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
       winograd_input(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
       T* M = scratch<T>(kPacked, 16 * m_plane);
       for (int64_t xi = 0; xi < 16; ++xi)
-        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.data() + xi * u_plane + o0 * g.C_g,
+        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.get() + xi * u_plane + o0 * g.C_g,
                        g.C_g, V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
       winograd_output(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
     }
@@ -899,7 +906,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   const int64_t x_chunks = !gx         ? 0
                            : g.winograd ? g.G * wt.blocks * cx_blocks
                                         : x_tiles.blocks * g.G * cx_blocks;
-  const std::vector<T> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : std::vector<T>();
+  const std::unique_ptr<T[]> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : nullptr;
 
   // grad_weight: chunks (group, input-channel block, output-channel block, range of tiles). With
   // one range a chunk owns its block of dW; with several, each range sums into its own partial
@@ -925,7 +932,9 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       std::min(ow_first, split_block(g.C_out_g, w_regions * w_ranges + x_chunks));
   const int64_t ow_blocks = ceil_div(g.C_out_g, ow_size);
   const int64_t w_chunks = gw ? g.G * cw_blocks * ow_blocks * w_ranges : 0;
-  std::vector<T> partials(w_chunks && w_ranges > 1 ? w_ranges * g.C_out * g.K_g : 0);
+  // Every range's partial is written whole by its chunks, so it starts uninitialized.
+  const std::unique_ptr<T[]> partials =
+      w_chunks && w_ranges > 1 ? call_buffer<T>(w_ranges * g.C_out * g.K_g) : nullptr;
 
   // grad_bias: blocks of output channels.
   constexpr int64_t kBiasBlock = 16;
@@ -947,7 +956,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t pixels_in_range = (w_tiles.rows(t1 - 1).second - w_tiles.rows(t0).first) * g.OW;
     const bool transposed = t1 > t0 && pixels_in_range >= kWeightTransposeMinPixels;
     // dW[o0 + o, c0 KK + q], leading dim K_g
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+    T* dw = (w_ranges > 1 ? partials.get() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
             (c0 - grp * g.C_g) * KK;
     T* acc = transposed ? scratch<T>(kAccum, nc * KK * no) : nullptr;
     if (t0 == t1)
@@ -1003,7 +1012,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
                        tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
     }
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+    T* dw = (w_ranges > 1 ? partials.get() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
             (c0 - grp * g.C_g) * KK;
     winograd_filter_grad(dU, no, nc, dw, g.K_g);
   };
@@ -1067,7 +1076,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     T* M = scratch<T>(kPacked, 16 * m_plane);
     for (int64_t xi = 0; xi < 16; ++xi)
       gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
-                     U_grad.data() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
+                     U_grad.get() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
                      tiles, T(0), M + xi * m_plane, tiles);
     winograd_output(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
   };
@@ -1099,7 +1108,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     }
   });
   // dW = sum of the range partials, in range order
-  if (!partials.empty()) {
+  if (partials) {
     const int64_t size = g.C_out * g.K_g;
     parallel_for(0, size, grain_for(w_ranges, 1 << 16), [&](int64_t e0, int64_t e1) {
       for (int64_t e = e0; e < e1; ++e) {
