@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   bool list_only = false;
   std::vector<std::string> prefixes;
-  app.add_option("--threads", threads, "Threads in kiln's pool")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "Threads in kiln's pool (default 2)")->check(CLI::Range(1, 4096));
   app.add_flag("--list", list_only, "Print the workload names and exit");
   app.add_option("prefixes", prefixes, "Run only the workloads whose names start with one of these");
   CLI11_PARSE(app, argc, argv);
