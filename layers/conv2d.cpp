@@ -14,7 +14,8 @@
 //
 // im2col lowers this to matrix products. For image n and group g, the column matrix
 //
-//   cols[(c, i, j), (oh, ow)] = x[n, g C/G + c, oh s - p + i d, ow s - p + j d]     [C/G KH KW, OH OW]
+//   cols[(c, i, j), (oh, ow)] = x[n, g C/G + c, oh s - p + i d, ow s - p + j d]
+//                                                               cols is [C/G KH KW, OH OW]
 //
 // holds in column (oh, ow) every input that output pixel sees. With W_g the group's weight rows
 // viewed as [C_out/G, C/G KH KW], and Y_g, dY_g the group's channels of y, grad_y [n] viewed as
@@ -605,10 +606,14 @@ void winograd_input_row(const T* __restrict stage, int64_t TX, T* __restrict v, 
   KILN_INDEPENDENT_ITERATIONS
   for (int64_t tx = 0; tx < TX; ++tx) {
     // rows of B^T d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (each over b = 0..3)
-    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx], t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
-    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx], t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
-    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx], t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
-    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx], t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
+    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx];
+    const T t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
+    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx];
+    const T t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
+    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx];
+    const T t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
+    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx];
+    const T t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
     // (B^T d) B, row a: (ta0 - ta2, ta1 + ta2, ta2 - ta1, ta1 - ta3)
     v[0 * xi_stride + tx] = t00 - t02;
     v[1 * xi_stride + tx] = t01 + t02;
@@ -670,10 +675,11 @@ template <class T>
 void winograd_output_row(const T* __restrict m, int64_t xi_stride, int64_t TX, T b,
                          T* __restrict stage) {
   T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
-  const T *m0 = m, *m1 = m0 + xi_stride, *m2 = m1 + xi_stride, *m3 = m2 + xi_stride;
-  const T *m4 = m3 + xi_stride, *m5 = m4 + xi_stride, *m6 = m5 + xi_stride, *m7 = m6 + xi_stride;
-  const T *m8 = m7 + xi_stride, *m9 = m8 + xi_stride, *m10 = m9 + xi_stride, *m11 = m10 + xi_stride;
-  const T *m12 = m11 + xi_stride, *m13 = m12 + xi_stride, *m14 = m13 + xi_stride, *m15 = m14 + xi_stride;
+  const int64_t xs = xi_stride;
+  const T *m0 = m, *m1 = m + xs, *m2 = m + 2 * xs, *m3 = m + 3 * xs;
+  const T *m4 = m + 4 * xs, *m5 = m + 5 * xs, *m6 = m + 6 * xs, *m7 = m + 7 * xs;
+  const T *m8 = m + 8 * xs, *m9 = m + 9 * xs, *m10 = m + 10 * xs, *m11 = m + 11 * xs;
+  const T *m12 = m + 12 * xs, *m13 = m + 13 * xs, *m14 = m + 14 * xs, *m15 = m + 15 * xs;
   KILN_INDEPENDENT_ITERATIONS
   for (int64_t tx = 0; tx < TX; ++tx) {
     // A^T m: t0j = m0j + m1j + m2j, t1j = m1j - m2j - m3j (m_ab = m[4 a + b])
@@ -865,7 +871,8 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
       ld_y = pixels;
     }
     if (b)
-      for (int64_t o = 0; o < no; ++o) std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
+      for (int64_t o = 0; o < no; ++o)
+        std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
     gemm_serial<T>(false, false, no, pixels, g.K_g, T(1), w + o0 * g.K_g, g.K_g, cols, ld_cols,
                    b ? T(1) : T(0), out, ld_y);
     if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
@@ -952,7 +959,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
     const int64_t c0 = grp * g.C_g + cb * cw_size;
     const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
-    const int64_t t0 = range * w_tiles.count / w_ranges, t1 = (range + 1) * w_tiles.count / w_ranges;
+    const int64_t t0 = range * w_tiles.count / w_ranges;
+    const int64_t t1 = (range + 1) * w_tiles.count / w_ranges;
     const int64_t pixels_in_range = (w_tiles.rows(t1 - 1).second - w_tiles.rows(t0).first) * g.OW;
     const bool transposed = t1 > t0 && pixels_in_range >= kWeightTransposeMinPixels;
     // dW[o0 + o, c0 KK + q], leading dim K_g
@@ -976,7 +984,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       }
       const T beta = t == t0 ? T(0) : T(1);
       if (transposed)
-        gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc, no);
+        gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc,
+                       no);
       else
         gemm_serial<T>(false, true, no, nc * KK, pixels, T(1), dy, ld_g, cols, ld_cols, beta, dw,
                        g.K_g);
@@ -1084,7 +1093,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // db[o] = sum_{n, oh, ow} dY[n, o, oh, ow], in double
   auto grad_bias_chunk = [&](int64_t k) {
     for (int64_t o = k * kBiasBlock; o < std::min(g.C_out, (k + 1) * kBiasBlock); ++o) {
-      double lanes[8] = {};  // eight running sums, so the loop vectorizes; combined in a fixed order
+      // eight running sums, so the loop vectorizes; combined in a fixed order
+      double lanes[8] = {};
       for (int64_t n = 0; n < g.N; ++n) {
         const T* row = gy + (n * g.C_out + o) * g.P;
         int64_t q = 0;
@@ -1266,7 +1276,9 @@ void Conv2d::reset_parameters(Generator* gen) {
   const int64_t fan_in = in_channels / options.groups * kernel_size * kernel_size;
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
   // U(-bound, bound) = bound (2 U(0, 1) - 1)
-  auto uniform = [&](Tensor& t) { t.copy_(Tensor::rand(t.shape(), t.dtype(), gen) * (2 * bound) - bound); };
+  auto uniform = [&](Tensor& t) {
+    t.copy_(Tensor::rand(t.shape(), t.dtype(), gen) * (2 * bound) - bound);
+  };
   uniform(weight);
   if (bias.defined()) uniform(bias);
 }
@@ -1280,7 +1292,8 @@ std::string Conv2d::extra_repr() const {
   std::ostringstream out;
   out << in_channels << ", " << out_channels << ", kernel_size=(" << kernel_size << ", "
       << kernel_size << "), stride=(" << options.stride << ", " << options.stride << ")";
-  if (options.padding != 0) out << ", padding=(" << options.padding << ", " << options.padding << ")";
+  if (options.padding != 0)
+    out << ", padding=(" << options.padding << ", " << options.padding << ")";
   if (options.dilation != 1)
     out << ", dilation=(" << options.dilation << ", " << options.dilation << ")";
   if (options.groups != 1) out << ", groups=" << options.groups;

@@ -2,7 +2,7 @@
 // dilation and groups, lowered to GEMMs: by im2col in general, and by Winograd F(2x2, 3x3) for
 // 3x3 layers with stride 1 and padding 1. The math is at the top of conv2d.cpp.
 //
-//   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.stride = 1, .padding = 1});
+//   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.padding = 1});
 //   Tensor y = conv->forward(x);                        // x [N, 3, H, W] -> y [N, 8, H, W]
 //   Tensor z = nn::functional::conv2d(x, w, b, /*stride=*/2, /*padding=*/1);
 #pragma once

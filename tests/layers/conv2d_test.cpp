@@ -153,7 +153,8 @@ TEST_CASE("conv2d: forward and backward are bit-identical at 1 and 2 threads") {
     set_num_threads(threads);
     Generator gen(7);
     Tensor x = Tensor::randn({c.N, c.C, c.H, c.W}, DType::f32, &gen).requires_grad_();
-    Tensor w = Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}, DType::f32, &gen).requires_grad_();
+    Tensor w = Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}, DType::f32, &gen);
+    w.requires_grad_();
     Tensor b = Tensor::randn({c.C_out}, DType::f32, &gen).requires_grad_();
     Tensor y = nn::functional::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
     Tensor gy = Tensor::randn(y.shape(), DType::f32, &gen);
@@ -193,7 +194,8 @@ TEST_CASE("Conv2d: shapes, parameters, state_dict and repr") {
     REQUIRE(p.grad().shape() == p.shape());
   }
 
-  nn::Conv2d strided(4, 6, 5, {.stride = 2, .padding = 0, .dilation = 2, .groups = 2, .bias = false});
+  nn::Conv2d strided(4, 6, 5,
+                     {.stride = 2, .padding = 0, .dilation = 2, .groups = 2, .bias = false});
   REQUIRE(strided.repr() ==
           "Conv2d(4, 6, kernel_size=(5, 5), stride=(2, 2), dilation=(2, 2), groups=2, bias=False)");
   REQUIRE(strided.state_dict().size() == 1);
@@ -232,7 +234,8 @@ TEST_CASE("Conv2d: errors name what was expected and what was got") {
                  nn::functional::conv2d(Tensor::randn({1, 6, 8, 8}), Tensor::randn({8, 2, 3, 3}),
                                         Tensor(), 1, 0, 1, 3);
                }),
-               Catch::Contains("out channels 8 (weight [8, 2, 3, 3]) are not divisible by groups 3"));
+               Catch::Contains("out channels 8 (weight [8, 2, 3, 3]) are not divisible by "
+                               "groups 3"));
   REQUIRE_THAT(error_text([] {
                  nn::functional::conv2d(Tensor::randn({1, 3, 8, 8}), Tensor::randn({4, 3, 3, 3}),
                                         Tensor::randn({5}));
