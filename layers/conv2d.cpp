@@ -491,9 +491,9 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 // so each of the 16 GEMMs reads and writes contiguous matrices.
 
 struct WinogradTiles {
-  int64_t TY, TX;    // tiles per image: rows, and tiles per row
-  int64_t rows;      // tile rows in the batch: N TY
-  int64_t blocks;    // blocks of tile rows (the unit of work)
+  int64_t TY, TX;  // tiles per image: rows, and tiles per row
+  int64_t rows;    // tile rows in the batch: N TY
+  int64_t blocks;  // blocks of tile rows (the unit of work)
   std::pair<int64_t, int64_t> block(int64_t b) const {
     return {b * rows / blocks, (b + 1) * rows / blocks};
   }
