@@ -564,7 +564,7 @@ std::unique_ptr<T[]> winograd_filters(const ConvGeometry& g, const T* w, bool fo
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
   std::unique_ptr<T[]> U = call_buffer<T>(16 * xi_stride);
-  parallel_for(0, rows, grain_for(cols * 64), [&](int64_t r0, int64_t r1) {
+  parallel_for(0, rows, grain_for(cols * 64, 1 << 18), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
@@ -1120,7 +1120,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // dW = sum of the range partials, in range order
   if (partials) {
     const int64_t size = g.C_out * g.K_g;
-    parallel_for(0, size, grain_for(w_ranges, 1 << 16), [&](int64_t e0, int64_t e1) {
+    parallel_for(0, size, grain_for(w_ranges, 1 << 18), [&](int64_t e0, int64_t e1) {
       for (int64_t e = e0; e < e1; ++e) {
         T sum = partials[e];
         for (int64_t r = 1; r < w_ranges; ++r) sum += partials[r * size + e];
