@@ -140,19 +140,19 @@ int main(int argc, char** argv) {
   int threads = 2;
   bool list_only = false;
   std::vector<std::string> prefixes;
-  app.add_option("--threads", threads, "Threads in kiln's pool")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "Threads in kiln's pool (default 2)")
+      ->check(CLI::Range(1, 4096));
   app.add_flag("--list", list_only, "Print the workload names and exit");
-  app.add_option("prefixes", prefixes, "Run only the workloads whose names start with one of these");
+  app.add_option("prefixes", prefixes,
+                 "Run only the workloads whose names start with one of these");
   CLI11_PARSE(app, argc, argv);
 
   try {
     set_num_threads(threads);
     manual_seed(0);
     for (const Workload& w : workloads()) {
-      const bool wanted =
-          prefixes.empty() || std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
-            return w.name.rfind(p, 0) == 0;
-          });
+      auto starts = [&](const std::string& prefix) { return w.name.rfind(prefix, 0) == 0; };
+      const bool wanted = prefixes.empty() || std::any_of(prefixes.begin(), prefixes.end(), starts);
       if (!wanted) continue;
       if (list_only) {
         std::printf("%s\n", w.name.c_str());

@@ -14,7 +14,8 @@
 //
 // im2col lowers this to matrix products. For image n and group g, the column matrix
 //
-//   cols[(c, i, j), (oh, ow)] = x[n, g C/G + c, oh s - p + i d, ow s - p + j d]     [C/G KH KW, OH OW]
+//   cols[(c, i, j), (oh, ow)] = x[n, g C/G + c, oh s - p + i d, ow s - p + j d]
+//                                                               cols is [C/G KH KW, OH OW]
 //
 // holds in column (oh, ow) every input that output pixel sees. With W_g the group's weight rows
 // viewed as [C_out/G, C/G KH KW], and Y_g, dY_g the group's channels of y, grad_y [n] viewed as
@@ -77,6 +78,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -339,6 +341,12 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
+// A per-call buffer of n elements, left uninitialized (its users write every element first).
+template <class T>
+std::unique_ptr<T[]> call_buffer(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+}
+
 enum ScratchSlot { kCols, kPacked, kAccum, kStage, kSlots };
 template <class T>
 T* scratch(ScratchSlot slot, int64_t count) {
@@ -395,19 +403,19 @@ void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
         const auto [lo, hi] = valid_columns(g, j);
-        // x_cj[n image + ih W + ow s] = x[n, c, ih, ow s - p + j d]
-        const T* x_cj = x + c * g.H * g.W + (j * g.d - g.p);
+        // x_cj[n image + ih W + k s] = x[n, c, ih, (lo + k) s - p + j d], the first valid column
+        const T* x_cj = x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih < 0 || ih >= g.H) {
+          if (ih < 0 || ih >= g.H || lo == hi) {
             std::fill(dst, dst + OW, T(0));
           } else {
             const T* src = x_cj + n * image + ih * g.W;
             std::fill(dst, dst + lo, T(0));
             if (g.s == 1) {
-              std::copy(src + lo, src + hi, dst + lo);
+              std::copy(src, src + (hi - lo), dst + lo);
             } else {
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.s];
+              for (int64_t k = 0; k < hi - lo; ++k) dst[lo + k] = src[k * g.s];
             }
             std::fill(dst + hi, dst + OW, T(0));
           }
@@ -429,11 +437,12 @@ void col2im(const ConvGeometry& g, const T* dcols, int64_t c0, int64_t c1, int64
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
         const auto [lo, hi] = valid_columns(g, j);
-        T* gx_cj = grad_x + c * g.H * g.W + (j * g.d - g.p);
+        // gx_cj[n image + ih W + k s] = grad_x[n, c, ih, (lo + k) s - p + j d]
+        T* gx_cj = grad_x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih >= 0 && ih < g.H)
-            add_row(gx_cj + n * image + ih * g.W + lo * g.s, g.s, src + lo, hi - lo);
+          if (ih >= 0 && ih < g.H && lo < hi)
+            add_row(gx_cj + n * image + ih * g.W, g.s, src + lo, hi - lo);
           src += OW;
         });
       }
@@ -482,9 +491,9 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 // so each of the 16 GEMMs reads and writes contiguous matrices.
 
 struct WinogradTiles {
-  int64_t TY, TX;    // tiles per image: rows, and tiles per row
-  int64_t rows;      // tile rows in the batch: N TY
-  int64_t blocks;    // blocks of tile rows (the unit of work)
+  int64_t TY, TX;  // tiles per image: rows, and tiles per row
+  int64_t rows;    // tile rows in the batch: N TY
+  int64_t blocks;  // blocks of tile rows (the unit of work)
   std::pair<int64_t, int64_t> block(int64_t b) const {
     return {b * rows / blocks, (b + 1) * rows / blocks};
   }
@@ -551,18 +560,18 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
 // c < C/G from w[o, c]; for grad_input, rows c < C and cols o < C_out/G (within c's group) from
 // w[o, c] rotated by 180 degrees.
 template <class T>
-std::vector<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+std::unique_ptr<T[]> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
-  std::vector<T> U(static_cast<size_t>(16 * xi_stride));
-  parallel_for(0, rows, grain_for(cols * 64), [&](int64_t r0, int64_t r1) {
+  std::unique_ptr<T[]> U = call_buffer<T>(16 * xi_stride);
+  parallel_for(0, rows, grain_for(cols * 64, 1 << 18), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
         winograd_filter_row<true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
-                                  U.data() + row * cols, xi_stride);
+                                  U.get() + row * cols, xi_stride);
       } else {
-        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.data() + row * cols, xi_stride);
+        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.get() + row * cols, xi_stride);
       }
     }
   });
@@ -597,10 +606,14 @@ void winograd_input_row(const T* __restrict stage, int64_t TX, T* __restrict v, 
   KILN_INDEPENDENT_ITERATIONS
   for (int64_t tx = 0; tx < TX; ++tx) {
     // rows of B^T d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (each over b = 0..3)
-    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx], t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
-    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx], t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
-    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx], t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
-    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx], t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
+    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx];
+    const T t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
+    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx];
+    const T t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
+    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx];
+    const T t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
+    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx];
+    const T t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
     // (B^T d) B, row a: (ta0 - ta2, ta1 + ta2, ta2 - ta1, ta1 - ta3)
     v[0 * xi_stride + tx] = t00 - t02;
     v[1 * xi_stride + tx] = t01 + t02;
@@ -662,10 +675,11 @@ template <class T>
 void winograd_output_row(const T* __restrict m, int64_t xi_stride, int64_t TX, T b,
                          T* __restrict stage) {
   T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
-  const T *m0 = m, *m1 = m0 + xi_stride, *m2 = m1 + xi_stride, *m3 = m2 + xi_stride;
-  const T *m4 = m3 + xi_stride, *m5 = m4 + xi_stride, *m6 = m5 + xi_stride, *m7 = m6 + xi_stride;
-  const T *m8 = m7 + xi_stride, *m9 = m8 + xi_stride, *m10 = m9 + xi_stride, *m11 = m10 + xi_stride;
-  const T *m12 = m11 + xi_stride, *m13 = m12 + xi_stride, *m14 = m13 + xi_stride, *m15 = m14 + xi_stride;
+  const int64_t xs = xi_stride;
+  const T *m0 = m, *m1 = m + xs, *m2 = m + 2 * xs, *m3 = m + 3 * xs;
+  const T *m4 = m + 4 * xs, *m5 = m + 5 * xs, *m6 = m + 6 * xs, *m7 = m + 7 * xs;
+  const T *m8 = m + 8 * xs, *m9 = m + 9 * xs, *m10 = m + 10 * xs, *m11 = m + 11 * xs;
+  const T *m12 = m + 12 * xs, *m13 = m + 13 * xs, *m14 = m + 14 * xs, *m15 = m + 15 * xs;
   KILN_INDEPENDENT_ITERATIONS
   for (int64_t tx = 0; tx < TX; ++tx) {
     // A^T m: t0j = m0j + m1j + m2j, t1j = m1j - m2j - m3j (m_ab = m[4 a + b])
@@ -803,7 +817,7 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
   const WinogradTiles wt = winograd_tiles(g);
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
-  const std::vector<T> U = winograd_filters(g, w, /*for_grad_input=*/false);
+  const std::unique_ptr<T[]> U = winograd_filters(g, w, /*for_grad_input=*/false);
   parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t ob = k % o_blocks, blk = k / o_blocks % wt.blocks;
@@ -819,7 +833,7 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
       winograd_input(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
       T* M = scratch<T>(kPacked, 16 * m_plane);
       for (int64_t xi = 0; xi < 16; ++xi)
-        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.data() + xi * u_plane + o0 * g.C_g,
+        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.get() + xi * u_plane + o0 * g.C_g,
                        g.C_g, V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
       winograd_output(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
     }
@@ -857,7 +871,8 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
       ld_y = pixels;
     }
     if (b)
-      for (int64_t o = 0; o < no; ++o) std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
+      for (int64_t o = 0; o < no; ++o)
+        std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
     gemm_serial<T>(false, false, no, pixels, g.K_g, T(1), w + o0 * g.K_g, g.K_g, cols, ld_cols,
                    b ? T(1) : T(0), out, ld_y);
     if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
@@ -878,9 +893,10 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 // ---- Backward kernel ---------------------------------------------------------------------------
 // gy [N, C_out, OH, OW], x, w as in forward -> gx [N, C, H, W], gw [C_out, C/G, KH, KW],
 // gb [C_out]; each may be null (not wanted). All contiguous. One parallel loop runs three kinds of
-// chunk, each owning what it writes:
-//   grad_weight (group, input-channel block, output-channel block), walking the whole batch;
-//   grad_input, col2im path (image block, group, input-channel block);
+// chunk, each owning what it writes (see the decomposition at the top):
+//   grad_weight (group, input-channel block, output-channel block, range of the batch);
+//   grad_input, Winograd (group, tile block, input-channel block) or col2im (image block, group,
+//   input-channel block);
 //   grad_bias (block of output channels).
 template <class T>
 void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w, T* gx, T* gw,
@@ -897,7 +913,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   const int64_t x_chunks = !gx         ? 0
                            : g.winograd ? g.G * wt.blocks * cx_blocks
                                         : x_tiles.blocks * g.G * cx_blocks;
-  const std::vector<T> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : std::vector<T>();
+  const std::unique_ptr<T[]> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : nullptr;
 
   // grad_weight: chunks (group, input-channel block, output-channel block, range of tiles). With
   // one range a chunk owns its block of dW; with several, each range sums into its own partial
@@ -923,7 +939,9 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       std::min(ow_first, split_block(g.C_out_g, w_regions * w_ranges + x_chunks));
   const int64_t ow_blocks = ceil_div(g.C_out_g, ow_size);
   const int64_t w_chunks = gw ? g.G * cw_blocks * ow_blocks * w_ranges : 0;
-  std::vector<T> partials(w_chunks && w_ranges > 1 ? w_ranges * g.C_out * g.K_g : 0);
+  // Every range's partial is written whole by its chunks, so it starts uninitialized.
+  const std::unique_ptr<T[]> partials =
+      w_chunks && w_ranges > 1 ? call_buffer<T>(w_ranges * g.C_out * g.K_g) : nullptr;
 
   // grad_bias: blocks of output channels.
   constexpr int64_t kBiasBlock = 16;
@@ -941,11 +959,12 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
     const int64_t c0 = grp * g.C_g + cb * cw_size;
     const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
-    const int64_t t0 = range * w_tiles.count / w_ranges, t1 = (range + 1) * w_tiles.count / w_ranges;
+    const int64_t t0 = range * w_tiles.count / w_ranges;
+    const int64_t t1 = (range + 1) * w_tiles.count / w_ranges;
     const int64_t pixels_in_range = (w_tiles.rows(t1 - 1).second - w_tiles.rows(t0).first) * g.OW;
     const bool transposed = t1 > t0 && pixels_in_range >= kWeightTransposeMinPixels;
     // dW[o0 + o, c0 KK + q], leading dim K_g
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+    T* dw = (w_ranges > 1 ? partials.get() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
             (c0 - grp * g.C_g) * KK;
     T* acc = transposed ? scratch<T>(kAccum, nc * KK * no) : nullptr;
     if (t0 == t1)
@@ -965,7 +984,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       }
       const T beta = t == t0 ? T(0) : T(1);
       if (transposed)
-        gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc, no);
+        gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc,
+                       no);
       else
         gemm_serial<T>(false, true, no, nc * KK, pixels, T(1), dy, ld_g, cols, ld_cols, beta, dw,
                        g.K_g);
@@ -973,6 +993,37 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     if (transposed)  // dW[o0 + o, c0 KK + q] = acc[q, o]
       for (int64_t o = 0; o < no; ++o)
         for (int64_t q = 0; q < nc * KK; ++q) dw[o * g.K_g + q] = acc[q * no + o];
+  };
+
+  // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
+  // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
+  auto grad_weight_winograd_chunk = [&](int64_t k) {
+    const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
+    const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
+    const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
+    const int64_t o0 = grp * g.C_out_g + ob * ow_size;
+    const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
+    const int64_t c0 = grp * g.C_g + cb * cw_size;
+    const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
+    const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
+    const int64_t u_plane = winograd_plane(no, nc);
+    T* dU = scratch<T>(kAccum, 16 * u_plane);
+    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const auto [r0, r1] = wt.block(blk);
+      const int64_t tiles = (r1 - r0) * wt.TX;
+      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
+      T* V = scratch<T>(kCols, 16 * v_plane);
+      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
+      T* D = scratch<T>(kPacked, 16 * d_plane);
+      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
+                       tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
+    }
+    T* dw = (w_ranges > 1 ? partials.get() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
+            (c0 - grp * g.C_g) * KK;
+    winograd_filter_grad(dU, no, nc, dw, g.K_g);
   };
 
   // col2im path: grad_x[images, c-block] = col2im(W_g[:, c-block]^T dY_g), tile by tile. The chunk
@@ -1019,37 +1070,6 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     }
   };
 
-  // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
-  // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
-  auto grad_weight_winograd_chunk = [&](int64_t k) {
-    const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
-    const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
-    const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
-    const int64_t o0 = grp * g.C_out_g + ob * ow_size;
-    const int64_t no = std::min(ow_size, g.C_out_g - ob * ow_size);
-    const int64_t c0 = grp * g.C_g + cb * cw_size;
-    const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
-    const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
-    const int64_t u_plane = winograd_plane(no, nc);
-    T* dU = scratch<T>(kAccum, 16 * u_plane);
-    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const auto [r0, r1] = wt.block(blk);
-      const int64_t tiles = (r1 - r0) * wt.TX;
-      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, 16 * v_plane);
-      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
-      T* D = scratch<T>(kPacked, 16 * d_plane);
-      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
-      for (int64_t xi = 0; xi < 16; ++xi)
-        gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
-                       tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
-    }
-    T* dw = (w_ranges > 1 ? partials.data() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
-            (c0 - grp * g.C_g) * KK;
-    winograd_filter_grad(dU, no, nc, dw, g.K_g);
-  };
-
   // Winograd grad_input: the forward algorithm on dY with the rotated, transposed filters.
   auto grad_input_winograd_chunk = [&](int64_t k) {
     const int64_t cb = k % cx_blocks, blk = k / cx_blocks % wt.blocks;
@@ -1065,7 +1085,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     T* M = scratch<T>(kPacked, 16 * m_plane);
     for (int64_t xi = 0; xi < 16; ++xi)
       gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
-                     U_grad.data() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
+                     U_grad.get() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
                      tiles, T(0), M + xi * m_plane, tiles);
     winograd_output(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
   };
@@ -1073,7 +1093,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // db[o] = sum_{n, oh, ow} dY[n, o, oh, ow], in double
   auto grad_bias_chunk = [&](int64_t k) {
     for (int64_t o = k * kBiasBlock; o < std::min(g.C_out, (k + 1) * kBiasBlock); ++o) {
-      double lanes[8] = {};  // eight running sums, so the loop vectorizes; combined in a fixed order
+      // eight running sums, so the loop vectorizes; combined in a fixed order
+      double lanes[8] = {};
       for (int64_t n = 0; n < g.N; ++n) {
         const T* row = gy + (n * g.C_out + o) * g.P;
         int64_t q = 0;
@@ -1097,9 +1118,9 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     }
   });
   // dW = sum of the range partials, in range order
-  if (!partials.empty()) {
+  if (partials) {
     const int64_t size = g.C_out * g.K_g;
-    parallel_for(0, size, grain_for(w_ranges, 1 << 16), [&](int64_t e0, int64_t e1) {
+    parallel_for(0, size, grain_for(w_ranges, 1 << 18), [&](int64_t e0, int64_t e1) {
       for (int64_t e = e0; e < e1; ++e) {
         T sum = partials[e];
         for (int64_t r = 1; r < w_ranges; ++r) sum += partials[r * size + e];
@@ -1255,7 +1276,9 @@ void Conv2d::reset_parameters(Generator* gen) {
   const int64_t fan_in = in_channels / options.groups * kernel_size * kernel_size;
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
   // U(-bound, bound) = bound (2 U(0, 1) - 1)
-  auto uniform = [&](Tensor& t) { t.copy_(Tensor::rand(t.shape(), t.dtype(), gen) * (2 * bound) - bound); };
+  auto uniform = [&](Tensor& t) {
+    t.copy_(Tensor::rand(t.shape(), t.dtype(), gen) * (2 * bound) - bound);
+  };
   uniform(weight);
   if (bias.defined()) uniform(bias);
 }
@@ -1269,7 +1292,8 @@ std::string Conv2d::extra_repr() const {
   std::ostringstream out;
   out << in_channels << ", " << out_channels << ", kernel_size=(" << kernel_size << ", "
       << kernel_size << "), stride=(" << options.stride << ", " << options.stride << ")";
-  if (options.padding != 0) out << ", padding=(" << options.padding << ", " << options.padding << ")";
+  if (options.padding != 0)
+    out << ", padding=(" << options.padding << ", " << options.padding << ")";
   if (options.dilation != 1)
     out << ", dilation=(" << options.dilation << ", " << options.dilation << ")";
   if (options.groups != 1) out << ", groups=" << options.groups;

@@ -1,7 +1,8 @@
 // 2-D convolution (cross-correlation, as PyTorch) over x [N, C, H, W], with stride, zero padding,
-// dilation and groups, lowered to GEMMs by im2col. The math is at the top of conv2d.cpp.
+// dilation and groups, lowered to GEMMs: by im2col in general, and by Winograd F(2x2, 3x3) for
+// 3x3 layers with stride 1 and padding 1. The math is at the top of conv2d.cpp.
 //
-//   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.stride = 1, .padding = 1});
+//   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.padding = 1});
 //   Tensor y = conv->forward(x);                        // x [N, 3, H, W] -> y [N, 8, H, W]
 //   Tensor z = nn::functional::conv2d(x, w, b, /*stride=*/2, /*padding=*/1);
 #pragma once
@@ -30,7 +31,8 @@ struct Conv2dGrads {
 };
 
 /// x [N, C, H, W], weight [C_out, C/G, KH, KW], bias [C_out] (or undefined), one floating dtype.
-/// Returns y [N, C_out, OH, OW]. im2col + GEMM, parallel over fixed output tiles.
+/// Returns y [N, C_out, OH, OW]. Parallel over fixed output tiles; bit-identical at any thread
+/// count.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       const Conv2dParams& params);
 /// grad_y [N, C_out, OH, OW] -> the gradients asked for by the flags (the others stay undefined).

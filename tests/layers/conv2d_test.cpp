@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -144,25 +146,31 @@ TEST_CASE("conv2d: matches PyTorch (tests/data/conv2d.safetensors)") {
 }
 
 TEST_CASE("conv2d: forward and backward are bit-identical at 1 and 2 threads") {
-  // Sizes that split into many chunks of every kind: row tiles, channel blocks, and a batch whose
-  // images do not divide evenly among them.
-  manual_seed(3);
-  auto run = [](int threads) {
+  // Sizes that split into many chunks of every kind, on both paths: Winograd (3x3, stride 1,
+  // padding 1, 16+ channels) and im2col (stride 2); grad_weight split into batch ranges whose
+  // partial sums are added at the end, and batches that do not divide evenly among the chunks.
+  const std::vector<ConvCase> cases = {{3, 32, 37, 29, 40, 3, 1, 1, 1, 2, true},
+                                       {3, 16, 37, 29, 24, 3, 2, 1, 1, 1, true}};
+  auto run = [](const ConvCase& c, int threads) {
     set_num_threads(threads);
     Generator gen(7);
-    Tensor x = Tensor::randn({3, 32, 37, 29}, DType::f32, &gen).requires_grad_();
-    Tensor w = Tensor::randn({40, 16, 3, 3}, DType::f32, &gen).requires_grad_();
-    Tensor b = Tensor::randn({40}, DType::f32, &gen).requires_grad_();
-    Tensor y = nn::functional::conv2d(x, w, b, 1, 1, 1, 2);
+    Tensor x = Tensor::randn({c.N, c.C, c.H, c.W}, DType::f32, &gen).requires_grad_();
+    Tensor w = Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}, DType::f32, &gen);
+    w.requires_grad_();
+    Tensor b = Tensor::randn({c.C_out}, DType::f32, &gen).requires_grad_();
+    Tensor y = nn::functional::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
     Tensor gy = Tensor::randn(y.shape(), DType::f32, &gen);
     y.backward(gy);
     return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), b.grad()};
   };
   const int before = num_threads();
-  auto one = run(1);
-  auto two = run(2);
+  for (const ConvCase& c : cases) {
+    INFO(describe(c));
+    auto one = run(c, 1);
+    auto two = run(c, 2);
+    for (size_t i = 0; i < one.size(); ++i) require_equal(one[i], two[i]);
+  }
   set_num_threads(before);
-  for (size_t i = 0; i < one.size(); ++i) require_equal(one[i], two[i]);
 }
 
 TEST_CASE("Conv2d: shapes, parameters, state_dict and repr") {
@@ -188,7 +196,8 @@ TEST_CASE("Conv2d: shapes, parameters, state_dict and repr") {
     REQUIRE(p.grad().shape() == p.shape());
   }
 
-  nn::Conv2d strided(4, 6, 5, {.stride = 2, .padding = 0, .dilation = 2, .groups = 2, .bias = false});
+  nn::Conv2d strided(4, 6, 5,
+                     {.stride = 2, .padding = 0, .dilation = 2, .groups = 2, .bias = false});
   REQUIRE(strided.repr() ==
           "Conv2d(4, 6, kernel_size=(5, 5), stride=(2, 2), dilation=(2, 2), groups=2, bias=False)");
   REQUIRE(strided.state_dict().size() == 1);
@@ -227,7 +236,8 @@ TEST_CASE("Conv2d: errors name what was expected and what was got") {
                  nn::functional::conv2d(Tensor::randn({1, 6, 8, 8}), Tensor::randn({8, 2, 3, 3}),
                                         Tensor(), 1, 0, 1, 3);
                }),
-               Catch::Contains("out channels 8 (weight [8, 2, 3, 3]) are not divisible by groups 3"));
+               Catch::Contains("out channels 8 (weight [8, 2, 3, 3]) are not divisible by "
+                               "groups 3"));
   REQUIRE_THAT(error_text([] {
                  nn::functional::conv2d(Tensor::randn({1, 3, 8, 8}), Tensor::randn({4, 3, 3, 3}),
                                         Tensor::randn({5}));
