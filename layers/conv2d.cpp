@@ -74,6 +74,7 @@
 //  - grad_bias: a chunk per block of output channels, summing in double.
 // Buffers are per-thread scratch that only grows: the hot loops never allocate.
 #include <kiln/layers/conv2d.h>
+#include <kiln/layers/init.h>
 
 #include <algorithm>
 #include <cmath>
@@ -1271,16 +1272,13 @@ Conv2d::Conv2d(int64_t in_channels_, int64_t out_channels_, int64_t kernel_size_
 }
 
 void Conv2d::reset_parameters(Generator* gen) {
-  // TODO(init): switch to nn::init::kaiming_uniform_(weight, sqrt(5)) once layers/init lands.
-  NoGradGuard no_grad;
-  const int64_t fan_in = in_channels / options.groups * kernel_size * kernel_size;
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  // U(-bound, bound) = bound (2 U(0, 1) - 1)
-  auto uniform = [&](Tensor& t) {
-    t.copy_(Tensor::rand(t.shape(), t.dtype(), gen) * (2 * bound) - bound);
-  };
-  uniform(weight);
-  if (bias.defined()) uniform(bias);
+  // PyTorch's default: weight ~ kaiming_uniform_(a = sqrt(5)), i.e. U(-b, b) with
+  // b = 1 / sqrt(fan_in), fan_in = in / groups * k * k; bias ~ U(-b, b) with the same b.
+  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::fan_in, init::Nonlinearity::leaky_relu, gen);
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(init::calculate_fan_in_and_fan_out(weight).first));
+    init::uniform_(bias, -bound, bound, gen);
+  }
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
