@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: installs the dependencies, builds kiln in Release, and runs a short sweep of
-# GroupNorm against BatchNorm at batch sizes 32, 8 and 2 on a subset of the data (about 10
+# GroupNorm against BatchNorm at batch sizes 32, 8 and 2 on a subset of the data (about 7
 # minutes on 2 cores, build included). Prints the table and where the plot is.
 #   scripts/demo.sh [OUT_DIR]          (default: runs/demo)
 # Uses CIFAR-10 from data/cifar10 when present, or downloads it when the network allows;
