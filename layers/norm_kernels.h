@@ -24,18 +24,15 @@ inline Lanes load_lanes(const float* p) {
 inline Lanes broadcast(float v) { return Lanes{} + v; }
 
 // The sum of the 16 lanes as a fixed pairwise tree (halves added, then halves of the result...),
-// in float: cheap enough to flush short runs, and the same order every time.
+// in float: cheap enough to flush short runs, and the same order every time. Shuffles, not
+// memcpy, so the accumulators never leave their registers.
 typedef float Lanes8 __attribute__((vector_size(8 * sizeof(float))));
 typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
 inline float sum_lanes(Lanes v) {
-  Lanes8 lo8, hi8;
-  __builtin_memcpy(&lo8, &v, sizeof lo8);
-  __builtin_memcpy(&hi8, reinterpret_cast<const char*>(&v) + sizeof lo8, sizeof hi8);
-  const Lanes8 s8 = lo8 + hi8;
-  Lanes4 lo4, hi4;
-  __builtin_memcpy(&lo4, &s8, sizeof lo4);
-  __builtin_memcpy(&hi4, reinterpret_cast<const char*>(&s8) + sizeof lo4, sizeof hi4);
-  const Lanes4 s4 = lo4 + hi4;
+  const Lanes8 s8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                    __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const Lanes4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
+                    __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
@@ -59,16 +56,26 @@ inline void accumulate_shifted(const float* x, int64_t n, double shift_d, double
   const float shift = static_cast<float>(shift_d);  // callers pass an element, so this is exact
   int64_t i = 0;
   const Lanes shift_v = broadcast(shift);
+  // Two independent accumulator pairs hide the add latency; they are combined in a fixed order.
   while (n - i >= kLanes) {
-    Lanes s = {}, q = {};
+    Lanes s0 = {}, s1 = {}, q0 = {}, q1 = {};
     const int64_t stop = i + ((n - i) < kFlush ? (n - i) : kFlush) / kLanes * kLanes;
-    for (; i < stop; i += kLanes) {
-      const Lanes v = load_lanes(x + i) - shift_v;
-      s += v;
-      q += v * v;
+    for (; i + 2 * kLanes <= stop; i += 2 * kLanes) {
+      const Lanes v0 = load_lanes(x + i) - shift_v;
+      const Lanes v1 = load_lanes(x + i + kLanes) - shift_v;
+      s0 += v0;
+      s1 += v1;
+      q0 += v0 * v0;
+      q1 += v1 * v1;
     }
-    sum += sum_lanes(s);
-    sumsq += sum_lanes(q);
+    if (i < stop) {
+      const Lanes v0 = load_lanes(x + i) - shift_v;
+      s0 += v0;
+      q0 += v0 * v0;
+      i += kLanes;
+    }
+    sum += sum_lanes(s0 + s1);
+    sumsq += sum_lanes(q0 + q1);
   }
   for (; i < n; ++i) {
     const double v = static_cast<double>(x[i]) - shift_d;
@@ -105,15 +112,23 @@ inline void accumulate_grad(const float* x, const float* g, int64_t n, double mu
   int64_t i = 0;
   const Lanes hi = broadcast(m.hi), lo = broadcast(m.lo);
   while (n - i >= kLanes) {
-    Lanes b = {}, c = {};
+    Lanes b0 = {}, b1 = {}, c0 = {}, c1 = {};
     const int64_t stop = i + ((n - i) < kFlush ? (n - i) : kFlush) / kLanes * kLanes;
-    for (; i < stop; i += kLanes) {
-      const Lanes gv = load_lanes(g + i);
-      b += gv;
-      c += gv * ((load_lanes(x + i) - hi) - lo);
+    for (; i + 2 * kLanes <= stop; i += 2 * kLanes) {
+      const Lanes g0 = load_lanes(g + i), g1 = load_lanes(g + i + kLanes);
+      b0 += g0;
+      b1 += g1;
+      c0 += g0 * ((load_lanes(x + i) - hi) - lo);
+      c1 += g1 * ((load_lanes(x + i + kLanes) - hi) - lo);
     }
-    db += sum_lanes(b);
-    dc += sum_lanes(c);
+    if (i < stop) {
+      const Lanes g0 = load_lanes(g + i);
+      b0 += g0;
+      c0 += g0 * ((load_lanes(x + i) - hi) - lo);
+      i += kLanes;
+    }
+    db += sum_lanes(b0 + b1);
+    dc += sum_lanes(c0 + c1);
   }
   for (; i < n; ++i) {
     const double gv = static_cast<double>(g[i]);
