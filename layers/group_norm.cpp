@@ -33,6 +33,7 @@
 #include <kiln/layers/norm_kernels.h>
 
 #include <cmath>
+#include <vector>
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/ops.h>
@@ -126,20 +127,22 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
       }
     }
   });
-  // dgamma_c = sum_n rstd[n, g] dc[n, c];  dbeta_c = sum_n db[n, c]   (n in order)
+  // dgamma_c = sum_n rstd[n, g] dc[n, c];  dbeta_c = sum_n db[n, c]   (n in order). Rows of the
+  // [N, C] scratch are added in turn, so every read is contiguous; N*C is small next to the data.
   if (dgamma || dbeta) {
-    parallel_for(0, C, 256, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t g = c / d.K;
-        double sg = 0, sb = 0;
-        for (int64_t n = 0; n < d.N; ++n) {
-          sg += rstd[n * d.G + g] * dc_per_sample[n * C + c];
-          sb += db_per_sample[n * C + c];
-        }
-        if (dgamma) dgamma[c] = static_cast<T>(sg);
-        if (dbeta) dbeta[c] = static_cast<T>(sb);
+    std::vector<double> sum_gamma(static_cast<size_t>(C), 0.0), sum_beta(static_cast<size_t>(C), 0.0);
+    for (int64_t n = 0; n < d.N; ++n) {
+      const double* dc_row = dc_per_sample + n * C;
+      const double* db_row = db_per_sample + n * C;
+      for (int64_t c = 0; c < C; ++c) {
+        sum_gamma[static_cast<size_t>(c)] += rstd[n * d.G + c / d.K] * dc_row[c];
+        sum_beta[static_cast<size_t>(c)] += db_row[c];
       }
-    });
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      if (dgamma) dgamma[c] = static_cast<T>(sum_gamma[static_cast<size_t>(c)]);
+      if (dbeta) dbeta[c] = static_cast<T>(sum_beta[static_cast<size_t>(c)]);
+    }
   }
 }
 
