@@ -18,7 +18,8 @@ bool view_strides(const Tensor& t, const Shape& shape, Shape& strides_out);
 Tensor view(const Tensor& t, const Shape& shape);
 /// `t` with its dims reordered: dim i of the result is dim dims[i] of t.
 Tensor permute(const Tensor& t, const std::vector<int64_t>& dims);
-/// Elements start, start+step, ... < end along dim (bounds already clamped by the caller).
+/// Elements start, start+step, ... < end along dim; negative bounds count from the end, and
+/// out-of-range ones clamp, as in Python.
 Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step);
 /// `t` broadcast to `shape` with stride 0 on the expanded dims.
 Tensor expand(const Tensor& t, const Shape& shape);
