@@ -12,6 +12,9 @@
                                           word in kiln's sources, scripts or tests, so that a
                                           renamed function cannot leave a doc pointing at nothing.
 
+  check_docs.py math ROOT DOC...          Formulas must survive GitHub's Markdown, which eats a backslash
+                                          before punctuation inside $...$ before the math renders:
+                                          write \lbrace, not \{, and leave out \, and \;.
   check_docs.py update ROOT DOC...        Rewrites each block under a `file:` marker from its source
                                           (after editing an example; review the diff).
 
@@ -99,6 +102,27 @@ def check_identifiers(root, docs):
     return problems
 
 
+def check_math(root, docs):
+    problems = []
+    for doc in docs:
+        in_fence = in_display = False
+        for number, line in enumerate((root / doc).read_text(encoding="utf-8").split("\n"), 1):
+            if FENCE.match(line):
+                in_fence = not in_fence
+                continue
+            if in_fence:
+                continue
+            if line.strip() == "$$":
+                in_display = not in_display
+            text = re.sub(r"`[^`]*`", "", line)
+            if "$" not in text and not in_display:
+                continue
+            for escape in re.findall(r"\\[!-/:-@\[-`{-~]", text):
+                problems.append(f"{doc}:{number}: {escape} in a formula: GitHub's Markdown drops the "
+                                "backslash (use \\lbrace / \\rbrace, or no spacing command)")
+    return problems
+
+
 def update_code_blocks(root, docs):
     for doc in docs:
         lines = (root / doc).read_text(encoding="utf-8").split("\n")
@@ -112,7 +136,7 @@ def update_code_blocks(root, docs):
 
 def main(argv):
     checks = {"code-blocks": check_code_blocks, "identifiers": check_identifiers,
-              "update": update_code_blocks}
+              "math": check_math, "update": update_code_blocks}
     if len(argv) < 4 or argv[1] not in checks:
         print(__doc__, file=sys.stderr)
         return 2
