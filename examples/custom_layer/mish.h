@@ -5,7 +5,7 @@
 //
 // The same layer could be written from existing ops, x * tanh(log(1 + exp(x))), and autograd
 // would derive its gradient. As a primitive it makes one pass each way and keeps only x for
-// backward, where the composite keeps four intermediate tensors.
+// backward, where the composite runs five ops and keeps their intermediate results.
 #pragma once
 
 #include <algorithm>
