@@ -50,9 +50,11 @@ class Context {
   std::unordered_map<std::string, std::any> saved_data;
 
   // Used by Function<T>; not part of the custom-op API.
-  std::string op_name;
-  std::vector<bool> needs_input_grad_;
+  std::string op_name;                  ///< the node's name, "SquareBackward" (internal)
+  std::vector<bool> needs_input_grad_;  ///< per forward argument (internal)
+  /// Frees the saved tensors (internal; the engine calls it after backward).
   void release();
+  /// True once release() ran (internal).
   bool released() const { return released_; }
 
  private:
@@ -73,13 +75,16 @@ Tensor alias(const Tensor& t);
 /// Marks `output` as made by output `index` of `node`.
 void set_history(Tensor& output, const std::shared_ptr<Node>& node, uint32_t index);
 
+/// The graph node Function<T>::apply records: it holds the Context and calls T::backward.
 template <class T>
 class FunctionNode final : public Node {
  public:
-  Context ctx;
-  std::vector<size_t> tensor_positions;  // which forward arguments were tensors
+  Context ctx;                           ///< what forward saved
+  std::vector<size_t> tensor_positions;  ///< which forward arguments were tensors
 
+  /// Sets the edges to the inputs' nodes, one per tensor argument.
   void set_edges(std::vector<Edge> edges) { next_edges_ = std::move(edges); }
+  /// Records the shape and dtype of the next output.
   void add_output(const Tensor& t) { outputs_.push_back({t.shape(), t.dtype()}); }
 
   std::string name() const override { return ctx.op_name; }
@@ -126,8 +131,27 @@ void for_each_output(Out& out, auto&& fn) {
 
 }  // namespace detail
 
+/// The base of a new differentiable primitive, which derives from it as `struct Op : Function<Op>`
+/// and defines `static forward(Context&, args...)` and
+/// `static std::vector<Tensor> backward(Context&, const std::vector<Tensor>& grads)`:
+///
+///     struct Square : autograd::Function<Square> {
+///       static Tensor forward(autograd::Context& ctx, const Tensor& x) {
+///         ctx.save_for_backward({x});
+///         return x * x;                                    // y = x^2
+///       }
+///       static std::vector<Tensor> backward(autograd::Context& ctx,
+///                                           const std::vector<Tensor>& grad) {
+///         return {grad[0] * ctx.saved()[0] * 2.0};         // dL/dx = dL/dy 2x
+///       }
+///     };
+///     Tensor y = Square::apply(x);
+///
+/// docs/custom-layers.md walks through a complete one.
 template <class T>
 struct Function {
+  /// Runs T::forward with recording off and, when a tensor argument requires grad (and GradMode
+  /// is on), records a FunctionNode so that backward reaches T::backward.
   template <class... Args>
   static auto apply(Args&&... args) {
     using Out = decltype(T::forward(std::declval<Context&>(), std::forward<Args>(args)...));

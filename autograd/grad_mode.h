@@ -3,8 +3,12 @@
 
 namespace kiln {
 
+/// Whether ops record the graph, per thread (on by default). NoGradGuard is the usual way to
+/// turn it off.
 struct GradMode {
+  /// True when ops on this thread record the graph.
   static bool is_enabled();
+  /// Turns recording on or off for this thread.
   static void set_enabled(bool enabled);
 };
 
@@ -36,6 +40,7 @@ class EnableGradGuard {
 /// the first op that makes one throws kiln::Error naming it. Off by default (it costs a pass over
 /// every tensor); KILN_DETECT_ANOMALY=1 turns it on at start-up.
 void set_detect_anomaly(bool enabled);
+/// Whether anomaly detection is on.
 bool is_anomaly_enabled();
 
 }  // namespace kiln

@@ -11,10 +11,11 @@
 
 namespace kiln::autograd {
 
+/// The step and tolerances of gradcheck(): `gradcheck(fn, {x}, {.atol = 1e-4})`.
 struct GradcheckOptions {
-  double eps = 1e-6;   // central-difference step
-  double atol = 1e-5;  // |analytical - numerical| <= atol + rtol * |numerical|
-  double rtol = 1e-3;
+  double eps = 1e-6;   ///< central-difference step
+  double atol = 1e-5;  ///< |analytical - numerical| <= atol + rtol * |numerical|
+  double rtol = 1e-3;  ///< see atol
 };
 
 /// For every input that requires grad (each must be f64), checks d(output)/d(input) from backward

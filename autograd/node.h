@@ -15,13 +15,16 @@ class Node;
 
 /// Input `input_nr` of `node`; an edge with no node means "this input needs no gradient".
 struct Edge {
-  std::shared_ptr<Node> node;
-  uint32_t input_nr = 0;
+  std::shared_ptr<Node> node;  ///< the node that takes the gradient, or null
+  uint32_t input_nr = 0;       ///< which of its gradient inputs (the output number of the tensor)
+  /// True when the edge leads somewhere.
   bool valid() const { return node != nullptr; }
 };
 
+/// A backward step of the graph: one recorded op, or a leaf's AccumulateGrad.
 class Node {
  public:
+  /// Takes the next sequence number (later nodes run first in backward).
   Node();
   virtual ~Node() = default;
   Node(const Node&) = delete;
@@ -35,18 +38,21 @@ class Node {
   /// Frees what forward saved; a later apply() throws. Called after backward without retain_graph.
   virtual void release() {}
 
+  /// One edge per input of the forward op, in argument order.
   const std::vector<Edge>& next_edges() const { return next_edges_; }
+  /// The order of creation; the engine runs ready nodes latest first.
   uint64_t sequence_nr() const { return sequence_nr_; }
   /// Shape and dtype of each output, to materialize zero gradients.
   struct OutputInfo {
-    Shape shape;
-    DType dtype;
+    Shape shape;  ///< the output's shape
+    DType dtype;  ///< the output's dtype
   };
+  /// One entry per output of the forward op.
   const std::vector<OutputInfo>& outputs() const { return outputs_; }
 
  protected:
-  std::vector<Edge> next_edges_;
-  std::vector<OutputInfo> outputs_;
+  std::vector<Edge> next_edges_;     ///< see next_edges()
+  std::vector<OutputInfo> outputs_;  ///< see outputs()
 
  private:
   uint64_t sequence_nr_;
@@ -55,6 +61,7 @@ class Node {
 /// The sink of a leaf tensor: adds the incoming gradient into the leaf's .grad().
 class AccumulateGrad final : public Node {
  public:
+  /// The accumulator of the leaf `variable`.
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> variable);
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   std::string name() const override { return "AccumulateGrad"; }

@@ -10,18 +10,26 @@
 
 namespace kiln {
 
+/// The element type of a tensor: f32 (the default everywhere), f64 or i64.
 enum class DType : uint8_t { f32, f64, i64 };
 
+/// Bytes per element: 4 for f32, 8 for f64 and i64.
 inline size_t itemsize(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
+/// True for f32 and f64.
 inline bool is_floating(DType dtype) { return dtype != DType::i64; }
-const char* dtype_name(DType dtype);  // "f32", "f64", "i64"
+/// The name messages and printing use: "f32", "f64" or "i64".
+const char* dtype_name(DType dtype);
 
+/// The DType of the C++ element type T: `dtype_of<float>()` is DType::f32.
 template <class T>
 constexpr DType dtype_of();
+/// float is f32.
 template <>
 constexpr DType dtype_of<float>() { return DType::f32; }
+/// double is f64.
 template <>
 constexpr DType dtype_of<double>() { return DType::f64; }
+/// int64_t is i64.
 template <>
 constexpr DType dtype_of<int64_t>() { return DType::i64; }
 
@@ -32,8 +40,8 @@ inline DType promote(DType a, DType b) {
   return DType::i64;
 }
 
-/// Calls fn.template operator()<T>() with T the C++ type of dtype:
-///   dispatch(x.dtype(), [&]<class T>() { ... T ... });
+/// Calls `fn.template operator()<T>()` with T the C++ type of dtype:
+/// `dispatch(x.dtype(), [&]<class T>() { ... T ... });`
 template <class Fn>
 decltype(auto) dispatch(DType dtype, Fn&& fn) {
   switch (dtype) {

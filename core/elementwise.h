@@ -6,7 +6,9 @@
 
 namespace kiln::kernels {
 
+/// The binary ops of binary() and binary_scalar().
 enum class Binary { add, sub, mul, div, maximum, minimum, pow, eq, ne, lt, le, gt, ge };
+/// The unary ops of unary().
 enum class Unary { neg, exp, log, sqrt, rsqrt, abs, relu, sigmoid, tanh, sign, reciprocal, square };
 
 /// The broadcast of two shapes (NumPy rules), or an error naming `op` and both shapes.
@@ -34,8 +36,9 @@ void copy(const Tensor& dst, const Tensor& src);
 void fill(const Tensor& dst, double value);
 /// dst += alpha * src (src broadcast to dst's shape, same dtype).
 void add_into(const Tensor& dst, const Tensor& src, double alpha);
-/// dst *= src (src broadcast) or dst *= value.
+/// dst *= src (src broadcast to dst's shape).
 void mul_into(const Tensor& dst, const Tensor& src);
+/// dst *= value.
 void scale_into(const Tensor& dst, double value);
 
 }  // namespace kiln::kernels

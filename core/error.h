@@ -1,9 +1,10 @@
-// kiln::Error and KILN_CHECK: the one way the library reports bad input.
-//
-//   KILN_CHECK(x.dim() == 4, "conv2d: expected a 4-D input [N, C, H, W], got shape ", x.shape());
-//
-// throws kiln::Error("conv2d: expected a 4-D input [N, C, H, W], got shape [2, 3]
-//                     (check failed: x.dim() == 4)"). The library never aborts or exits.
+/// \file
+/// kiln::Error and KILN_CHECK: the one way the library reports bad input.
+///
+///     KILN_CHECK(x.dim() == 4, "conv2d: expected a 4-D input [N, C, H, W], got shape ", x.shape());
+///
+/// throws kiln::Error("conv2d: expected a 4-D input [N, C, H, W], got shape [2, 3]
+/// (check failed: x.dim() == 4)"). The library never aborts or exits.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@ namespace kiln {
 /// Every error the library raises. what() says what was expected and what was got.
 class Error : public std::runtime_error {
  public:
+  /// An error whose what() is `message`.
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 

@@ -8,14 +8,20 @@
 
 namespace kiln {
 
+/// A counter-based random stream (Philox4x32-10) whose whole state is (seed, offset):
+/// `Generator gen(42); Tensor x = Tensor::randn({3}, DType::f32, &gen);`
 class Generator {
  public:
+  /// A stream at offset 0 of `seed`.
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}
 
+  /// Restarts the stream: the given seed, offset 0.
   void manual_seed(uint64_t seed) { seed_ = seed; offset_ = 0; }
+  /// The seed of the stream.
   uint64_t seed() const { return seed_; }
   /// How many 128-bit Philox blocks have been consumed.
   uint64_t offset() const { return offset_; }
+  /// Restores a state saved from seed() and offset().
   void set_state(uint64_t seed, uint64_t offset) { seed_ = seed; offset_ = offset; }
 
   /// Reserves `blocks` consecutive 128-bit blocks and returns the first block's counter. The
@@ -34,8 +40,9 @@ class Generator {
   uint64_t offset_ = 0;
 };
 
-/// The 4 x 32-bit output block number `counter` of the stream keyed by `seed`.
-struct PhiloxBlock { uint32_t v[4]; };
+/// Four 32-bit random words: one output block of Philox4x32-10.
+struct PhiloxBlock { uint32_t v[4]; /**< the four words */ };
+/// The output block number `counter` of the stream keyed by `seed`.
 PhiloxBlock philox(uint64_t seed, uint64_t counter);
 
 /// The process-wide generator that factories and layers use when given none.

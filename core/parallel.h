@@ -16,6 +16,7 @@ namespace kiln {
 
 /// Sizes the pool (n >= 1). The default comes from KILN_NUM_THREADS, else the core count.
 void set_num_threads(int n);
+/// The size of the pool.
 int num_threads();
 
 /// Calls fn(chunk_begin, chunk_end) for the chunks [begin + k*grain, min(begin + (k+1)*grain, end)),

@@ -20,11 +20,13 @@ namespace kiln {
 
 /// (name, tensor) pairs in a meaningful order (registration order for state dicts).
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+/// The string map stored under "__metadata__" in a safetensors header.
 using Metadata = std::map<std::string, std::string>;
 
+/// Everything a safetensors file holds.
 struct SafetensorsContents {
-  NamedTensors tensors;  // in file (data offset) order
-  Metadata metadata;
+  NamedTensors tensors;  ///< in file (data offset) order
+  Metadata metadata;     ///< the header's __metadata__ (empty when absent)
 };
 
 /// Writes `tensors` atomically: a temporary file in the same directory, fsync, rename over `path`,
@@ -39,6 +41,7 @@ SafetensorsContents read_safetensors(const std::string& path);
 
 /// The same, from bytes already in memory; `name` is used in error messages.
 SafetensorsContents parse_safetensors(const std::string& bytes, const std::string& name);
+/// The bytes save_safetensors() writes.
 std::string serialize_safetensors(const NamedTensors& tensors, const Metadata& metadata = {});
 
 /// Writes `bytes` to `path` atomically (temp file in the same dir, fsync, rename, fsync dir).

@@ -18,27 +18,33 @@ void deallocate(void* ptr, size_t nbytes) noexcept;
 /// allocations (and no page faults) after the first. KILN_CACHING_ALLOCATOR=0 turns the cache off,
 /// which leak checkers prefer.
 struct AllocatorStats {
-  size_t cached_bytes = 0;      // held in the cache, free for reuse
-  size_t allocated_bytes = 0;   // handed out and not yet returned (large blocks only)
-  size_t fresh_allocations = 0; // large blocks obtained from the system so far
+  size_t cached_bytes = 0;      ///< held in the cache, free for reuse
+  size_t allocated_bytes = 0;   ///< handed out and not yet returned (large blocks only)
+  size_t fresh_allocations = 0; ///< large blocks obtained from the system so far
 };
+/// The caching allocator's counters now.
 AllocatorStats allocator_stats();
 /// Returns every cached block to the system.
 void empty_cache();
 
+/// A reference-counted, 64-byte aligned block of bytes that tensors view.
 class Storage {
  public:
+  /// nbytes of uninitialized memory from allocate().
   explicit Storage(size_t nbytes);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
+  /// The first byte.
   void* data() const { return data_; }
+  /// The size in bytes.
   size_t nbytes() const { return nbytes_; }
 
   /// Bumped by every in-place write through any view of this storage; autograd compares it with
   /// the value recorded when a tensor was saved for backward.
   uint64_t version() const { return version_; }
+  /// Records an in-place write (kernels that write through a raw pointer call it).
   void bump_version() { ++version_; }
 
  private:

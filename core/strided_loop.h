@@ -17,13 +17,16 @@ namespace kiln::kernels {
 /// The most dims a layout keeps after merging; strided_for indexes them on the stack.
 constexpr size_t kMaxLoopDims = 64;
 
+/// K operands walked together over one logical shape, after merging dims.
 template <size_t K>
 struct StridedLayout {
-  Shape shape;                    // coalesced shape; empty means a single element
-  std::array<Shape, K> strides;   // per operand, in elements, same length as shape
-  int64_t numel = 1;
+  Shape shape;                    ///< coalesced shape; empty means a single element
+  std::array<Shape, K> strides;   ///< per operand, in elements, same length as shape
+  int64_t numel = 1;              ///< elements in the shape
 };
 
+/// The layout of K operands of one `shape`, each with its own strides (0 for a broadcast dim),
+/// with size-1 dims dropped and mergeable neighbours merged.
 template <size_t K>
 StridedLayout<K> make_layout(const Shape& shape, const std::array<Shape, K>& strides) {
   StridedLayout<K> layout;

@@ -14,11 +14,18 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op);
 /// (returns false) when the memory layout does not allow it.
 bool view_strides(const Tensor& t, const Shape& shape, Shape& strides_out);
 
-Tensor view(const Tensor& t, const Shape& shape);          // throws when a view is impossible
+/// `t` viewed as `shape` (one size may be -1); throws when the strides do not allow a view.
+Tensor view(const Tensor& t, const Shape& shape);
+/// `t` with its dims reordered: dim i of the result is dim dims[i] of t.
 Tensor permute(const Tensor& t, const std::vector<int64_t>& dims);
+/// Elements start, start+step, ... < end along dim; negative bounds count from the end, and
+/// out-of-range ones clamp, as in Python.
 Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step);
+/// `t` broadcast to `shape` with stride 0 on the expanded dims.
 Tensor expand(const Tensor& t, const Shape& shape);
-Tensor squeeze(const Tensor& t, const std::vector<int64_t>& dims);  // empty: all size-1 dims
+/// `t` without the listed size-1 dims; an empty list drops all size-1 dims.
+Tensor squeeze(const Tensor& t, const std::vector<int64_t>& dims);
+/// `t` with a size-1 dim inserted at dim.
 Tensor unsqueeze(const Tensor& t, int64_t dim);
 
 /// A fresh contiguous copy (always copies).

@@ -15,8 +15,10 @@
 
 namespace kiln::data {
 
+/// Reads a data file front to back, exactly, inflating gzip on the way when the file is gzipped.
 class ByteStream {
  public:
+  /// Detect: inflate files that start with the gzip magic; None: read every file as it is.
   enum class Compression { Detect, None };
 
   /// Opens `path`. `who` (e.g. "FashionMNIST") starts every error message. With
@@ -26,7 +28,9 @@ class ByteStream {
   ByteStream(const ByteStream&) = delete;
   ByteStream& operator=(const ByteStream&) = delete;
 
+  /// The file's path.
   const std::string& path() const { return path_; }
+  /// True when the file is being inflated.
   bool gzipped() const { return gzipped_; }
   /// Bytes delivered so far (after inflation).
   uint64_t position() const { return position_; }

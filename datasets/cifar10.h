@@ -17,17 +17,20 @@
 
 namespace kiln::data {
 
+/// How read_cifar10() reads the files.
 struct CIFAR10Options {
   /// Records each file must hold. The official files hold 10000; a smaller value reads a subset
   /// in the same format (tests use a few records).
   int64_t records_per_file = 10000;
 };
 
+/// The CIFAR-10 dataset: `data::CIFAR10 train("data/cifar10", data::Split::Train)`.
 class CIFAR10 : public InMemoryImages {
  public:
-  static constexpr int64_t kImageBytes = 3 * 32 * 32;
-  static constexpr int64_t kRecordBytes = 1 + kImageBytes;
+  static constexpr int64_t kImageBytes = 3 * 32 * 32;       ///< pixel bytes of one image
+  static constexpr int64_t kRecordBytes = 1 + kImageBytes;  ///< a label byte, then the pixels
 
+  /// Loads the split from `root` (see the file comment for the layout).
   CIFAR10(const std::string& root, Split split, const CIFAR10Options& options = {});
 
   /// "airplane", "automobile", ..., "truck": the names used when batches.meta.txt is absent.

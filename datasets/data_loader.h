@@ -27,35 +27,40 @@
 
 namespace kiln::data {
 
+/// How a DataLoader batches: `{.batch_size = 32, .shuffle = true, .seed = 0}`.
 struct LoaderOptions {
-  int64_t batch_size = 1;
+  int64_t batch_size = 1;  ///< examples per batch
   /// Visit the examples in a new random order every epoch (else in index order).
   bool shuffle = false;
   /// Skip the last batch of an epoch when it is smaller than batch_size.
   bool drop_last = false;
-  uint64_t seed = 0;
+  uint64_t seed = 0;  ///< keys every shuffle and augmentation
   /// How many batches to assemble ahead in the background; 0 assembles each one when asked.
   int64_t prefetch = 2;
   /// Applied to every example; null leaves the images as the dataset gives them.
   std::shared_ptr<const Transform> transform = nullptr;
 };
 
+/// B examples stacked: what a DataLoader yields.
 struct Batch {
-  Tensor images;                 // f32 [B, C, H, W]
-  Tensor labels;                 // i64 [B]
-  std::vector<int64_t> indices;  // the dataset index of each example
+  Tensor images;                 ///< f32 [B, C, H, W]
+  Tensor labels;                 ///< i64 [B]
+  std::vector<int64_t> indices;  ///< the dataset index of each example
 };
 
 /// The loader's position: the next batch it will yield is batch `batch` of epoch `epoch`, of the
 /// order and augmentations that `seed` determines. Three integers: save them with a checkpoint.
 struct LoaderState {
-  uint64_t seed = 0;
-  int64_t epoch = 0;
-  int64_t batch = 0;
+  uint64_t seed = 0;   ///< the loader's seed
+  int64_t epoch = 0;   ///< the epoch of the next batch
+  int64_t batch = 0;   ///< the index of the next batch in its epoch
 };
 
+/// Batches of a dataset, shuffled and augmented as a function of (seed, epoch, position), and
+/// assembled ahead in the background: `for (const data::Batch& b : loader) { ... }`.
 class DataLoader {
  public:
+  /// Keeps a reference to `dataset`, which must outlive the loader.
   DataLoader(const Dataset& dataset, LoaderOptions options = {});
   /// A temporary dataset would be destroyed while the loader still reads it.
   DataLoader(const Dataset&& dataset, LoaderOptions options = {}) = delete;
@@ -66,7 +71,9 @@ class DataLoader {
 
   /// Batches per epoch.
   int64_t num_batches() const { return num_batches_; }
+  /// The dataset read.
   const Dataset& dataset() const { return dataset_; }
+  /// The options given.
   const LoaderOptions& options() const { return options_; }
   /// [C, H, W] of the images in a batch (after the transform).
   const Shape& image_shape() const { return output_shape_; }
@@ -76,6 +83,7 @@ class DataLoader {
   LoaderState state() const { return state_; }
   /// Moves to a position from state(); drops whatever was prefetched.
   void load_state(const LoaderState& state);
+  /// The epoch of the next batch.
   int64_t epoch() const { return state_.epoch; }
 
   /// The next batch of the current epoch, or nullopt when the epoch is over; the call that returns
@@ -85,19 +93,26 @@ class DataLoader {
   /// Assembles one batch directly, without touching the loader's position or prefetch queue.
   Batch batch_at(int64_t epoch, int64_t batch) const;
 
+  /// An input iterator over the batches of one epoch, for range-for.
   class Iterator {
    public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = Batch;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const Batch*;
-    using reference = const Batch&;
+    using iterator_category = std::input_iterator_tag;  ///< single pass
+    using value_type = Batch;                           ///< what it yields
+    using difference_type = std::ptrdiff_t;            ///< unused, required by the concept
+    using pointer = const Batch*;                       ///< see operator->()
+    using reference = const Batch&;                     ///< see operator*()
 
+    /// The end of the epoch.
     Iterator() = default;
+    /// The current batch.
     const Batch& operator*() const { return *current_; }
+    /// The current batch's members.
     const Batch* operator->() const { return &*current_; }
+    /// Moves to the next batch (or the end).
     Iterator& operator++();
+    /// The same, discarding the result.
     void operator++(int) { ++*this; }
+    /// True when both are at the end, or both are not.
     bool operator==(const Iterator& other) const {
       return current_.has_value() == other.current_.has_value();
     }
@@ -112,6 +127,7 @@ class DataLoader {
   /// Starts (or continues) the current epoch; when the loader stands at the end of an epoch, the
   /// next one starts.
   Iterator begin();
+  /// The end of the epoch.
   Iterator end() { return Iterator(); }
 
  private:

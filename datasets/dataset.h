@@ -23,10 +23,12 @@ const char* split_name(Split split);
 
 /// One labelled image: image f32 [C, H, W], label in [0, num_classes).
 struct Example {
-  Tensor image;
-  int64_t label = 0;
+  Tensor image;       ///< f32 [C, H, W]
+  int64_t label = 0;  ///< the class index
 };
 
+/// A fixed number of labelled images, each read by index. A dataset of your own implements
+/// size() and get().
 class Dataset {
  public:
   virtual ~Dataset() = default;

@@ -21,11 +21,12 @@ namespace kiln::data {
 
 /// Caps on what an IDX header may declare. The defaults fit every MNIST-family dataset.
 struct IdxLimits {
-  int64_t max_count = 10'000'000;        // dims[0], the number of items
-  int64_t max_side = 4096;               // every other dim
-  int64_t max_bytes = int64_t{1} << 30;  // the data size
+  int64_t max_count = 10'000'000;        ///< dims[0], the number of items
+  int64_t max_side = 4096;               ///< every other dim
+  int64_t max_bytes = int64_t{1} << 30;  ///< the data size
 };
 
+/// An IDX file whose header has been read and validated; the body is read on request.
 class IdxFile {
  public:
   /// Opens `path` and validates its header for unsigned-byte data with `ndim` dims. `who`
@@ -33,13 +34,16 @@ class IdxFile {
   IdxFile(const std::string& path, int64_t ndim, const std::string& who,
           const IdxLimits& limits = {});
 
+  /// The file's path.
   const std::string& path() const { return stream_->path(); }
+  /// The sizes the header declares: [count] for labels, [count, rows, cols] for images.
   const std::vector<int64_t>& dims() const { return dims_; }
   /// The product of the dims.
   int64_t data_bytes() const { return data_bytes_; }
 
   /// Reads the data_bytes() bytes of data into dst, then checks that the file ends there.
   void read_data(uint8_t* dst);
+  /// The same, into a new vector.
   std::vector<uint8_t> read_data();
 
  private:

@@ -13,13 +13,14 @@ namespace kiln::data {
 
 /// The contents of an InMemoryImages.
 struct ImageBytes {
-  std::string name;                  // used in error messages: "CIFAR10", "FashionMNIST", ...
-  Shape image_shape;                 // [C, H, W]
-  std::vector<uint8_t> pixels;       // N * C * H * W bytes, example-major, then C, H, W
-  std::vector<uint8_t> labels;       // N labels, each < classes.size()
-  std::vector<std::string> classes;  // class names in label order
+  std::string name;                  ///< used in error messages: "CIFAR10", "FashionMNIST", ...
+  Shape image_shape;                 ///< [C, H, W]
+  std::vector<uint8_t> pixels;       ///< N * C * H * W bytes, example-major, then C, H, W
+  std::vector<uint8_t> labels;       ///< N labels, each < classes.size()
+  std::vector<std::string> classes;  ///< class names in label order
 };
 
+/// A labelled image dataset held in memory as bytes, served as f32 in [0, 1].
 class InMemoryImages : public Dataset {
  public:
   /// Takes the buffers; checks that their sizes agree and every label is in range.
@@ -32,9 +33,11 @@ class InMemoryImages : public Dataset {
   int64_t get_into(int64_t index, float* image) const override;
   std::vector<std::string> classes() const override { return contents_.classes; }
 
+  /// The dataset's name, "FashionMNIST".
   const std::string& name() const { return contents_.name; }
   /// The C * H * W bytes of image `index`.
   const uint8_t* pixels(int64_t index) const;
+  /// The label of example `index`.
   int64_t label(int64_t index) const;
 
  private:

@@ -25,12 +25,14 @@ ImageBytes read_mnist_format(const std::string& name, const std::string& root, S
 /// Handwritten digits; classes "0" to "9".
 class MNIST : public InMemoryImages {
  public:
+  /// Loads the split from `root` (see the file comment for the layout).
   MNIST(const std::string& root, Split split);
 };
 
 /// Zalando's clothing images; classes "T-shirt/top", "Trouser", ..., "Ankle boot".
 class FashionMNIST : public InMemoryImages {
  public:
+  /// `data::FashionMNIST test("/usr/share/datasets/fashion-mnist", data::Split::Test)`.
   FashionMNIST(const std::string& root, Split split);
 };
 

@@ -20,11 +20,16 @@
 namespace kiln::data {
 
 // Per-channel statistics of the training sets, on pixels scaled to [0, 1].
+/// CIFAR-10's per-channel mean (R, G, B).
 inline const std::vector<float> kCifar10Mean = {0.49139968f, 0.48215841f, 0.44653091f};
+/// CIFAR-10's per-channel standard deviation (R, G, B).
 inline const std::vector<float> kCifar10Std = {0.24703223f, 0.24348513f, 0.26158784f};
+/// Fashion-MNIST's mean.
 inline const std::vector<float> kFashionMnistMean = {0.28604060f};
+/// Fashion-MNIST's standard deviation.
 inline const std::vector<float> kFashionMnistStd = {0.35302424f};
 
+/// An image transform for the DataLoader, deterministic given the generator it draws from.
 class Transform {
  public:
   virtual ~Transform() = default;
@@ -42,6 +47,7 @@ class Transform {
 /// out[c] = (in[c] - mean[c]) / std[c], with one value per channel, or one for all channels.
 class Normalize : public Transform {
  public:
+  /// `data::Normalize(data::kFashionMnistMean, data::kFashionMnistStd)`.
   Normalize(std::vector<float> mean, std::vector<float> std);
   Shape output_shape(const Shape& input) const override;
   void apply(const float* in, const Shape& input, float* out, Generator& gen) const override;
@@ -54,6 +60,7 @@ class Normalize : public Transform {
 /// Pad(2) makes Fashion-MNIST's 28x28 images 32x32, the size of CIFAR-10's.
 class Pad : public Transform {
  public:
+  /// `data::Pad(2)`.
   explicit Pad(int64_t padding, float fill = 0.0f);
   Shape output_shape(const Shape& input) const override;
   void apply(const float* in, const Shape& input, float* out, Generator& gen) const override;
@@ -67,6 +74,7 @@ class Pad : public Transform {
 /// offset: top = below(H + 2p - size + 1), then left = below(W + 2p - size + 1).
 class RandomCrop : public Transform {
  public:
+  /// `data::RandomCrop(32, 4)`: CIFAR-10's crop.
   explicit RandomCrop(int64_t size, int64_t padding = 0);
   Shape output_shape(const Shape& input) const override;
   void apply(const float* in, const Shape& input, float* out, Generator& gen) const override;
@@ -78,6 +86,7 @@ class RandomCrop : public Transform {
 /// Mirrors the image left to right with probability p (one draw: flip when next_double() < p).
 class RandomHorizontalFlip : public Transform {
  public:
+  /// Flips with probability p.
   explicit RandomHorizontalFlip(double p = 0.5);
   void apply(const float* in, const Shape& input, float* out, Generator& gen) const override;
 
@@ -88,6 +97,7 @@ class RandomHorizontalFlip : public Transform {
 /// Applies its steps in order; each step draws from the same generator, after the previous one.
 class Compose : public Transform {
  public:
+  /// The steps, in order (compose() builds one from transform values).
   explicit Compose(std::vector<std::shared_ptr<const Transform>> steps);
   Shape output_shape(const Shape& input) const override;
   void apply(const float* in, const Shape& input, float* out, Generator& gen) const override;

@@ -31,12 +31,17 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
+  /// C, the channels of the input.
   int64_t num_features;
-  double eps, momentum;
-  bool affine, track_running_stats;
-  Tensor weight, bias;                 // [C], ones and zeros, when affine
-  Tensor running_mean, running_var;    // [C], zeros and ones, when track_running_stats
-  Tensor num_batches_tracked;          // i64 scalar, when track_running_stats
+  /// Added to the variance.
+  double eps, momentum;  ///< the running statistics' update rate (negative: cumulative average)
+  /// Whether there are a weight and a bias.
+  bool affine, track_running_stats;  ///< whether running statistics are kept and used in eval
+  /// [C], ones, when affine.
+  Tensor weight, bias;  ///< [C], zeros, when affine
+  /// [C], zeros, when track_running_stats (a buffer).
+  Tensor running_mean, running_var;  ///< [C], ones, when track_running_stats (a buffer)
+  Tensor num_batches_tracked;          ///< i64 scalar, when track_running_stats (a buffer)
 
  protected:
   /// Checks the input rank for the subclass ("BatchNorm2d: expected a 4-D input ...").
@@ -47,6 +52,7 @@ class BatchNorm : public Module {
 /// true): input [N, C] or [N, C, L].
 class BatchNorm1d : public BatchNorm {
  public:
+  /// See the class.
   explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
                        bool affine = true, bool track_running_stats = true)
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
@@ -59,6 +65,7 @@ class BatchNorm1d : public BatchNorm {
 /// true): input [N, C, H, W].
 class BatchNorm2d : public BatchNorm {
  public:
+  /// See the class: `std::make_shared<nn::BatchNorm2d>(64)`.
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
                        bool affine = true, bool track_running_stats = true)
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}

@@ -18,16 +18,17 @@ namespace kiln::kernels {
 
 /// Stride, padding and dilation apply to both spatial dims.
 struct Conv2dParams {
-  int64_t stride = 1;
-  int64_t padding = 0;
-  int64_t dilation = 1;
-  int64_t groups = 1;
+  int64_t stride = 1;    ///< step between output positions
+  int64_t padding = 0;   ///< zeros added on each side
+  int64_t dilation = 1;  ///< spacing between kernel taps
+  int64_t groups = 1;    ///< G: input and output channels split into G independent convolutions
 };
 
+/// What conv2d_backward() returns.
 struct Conv2dGrads {
-  Tensor grad_x;       // [N, C, H, W]
-  Tensor grad_weight;  // [C_out, C/G, KH, KW]
-  Tensor grad_bias;    // [C_out]
+  Tensor grad_x;       ///< [N, C, H, W]
+  Tensor grad_weight;  ///< [C_out, C/G, KH, KW]
+  Tensor grad_bias;    ///< [C_out]
 };
 
 /// x [N, C, H, W], weight [C_out, C/G, KH, KW], bias [C_out] (or undefined), one floating dtype.
@@ -40,10 +41,11 @@ Conv2dGrads conv2d_backward(const Tensor& grad_y, const Tensor& x, const Tensor&
                             const Conv2dParams& params, bool need_x, bool need_weight,
                             bool need_bias);
 
-/// The same two functions as plain loops over every term of the sum, accumulated in double:
-/// slow, obviously right, and the oracle the fast kernels are tested against.
+/// conv2d_forward() as plain loops over every term of the sum, accumulated in double: slow,
+/// obviously right, and the oracle the fast kernels are tested against.
 Tensor conv2d_forward_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                 const Conv2dParams& params);
+/// conv2d_backward() as plain loops, in double: the oracle of the fast backward.
 Conv2dGrads conv2d_backward_reference(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                                       const Conv2dParams& params, bool need_x, bool need_weight,
                                       bool need_bias);
@@ -61,13 +63,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 
 /// Conv2d's options, in PyTorch's argument order.
 struct Conv2dOptions {
-  int64_t stride = 1;
-  int64_t padding = 0;
-  int64_t dilation = 1;
-  int64_t groups = 1;
-  bool bias = true;
+  int64_t stride = 1;    ///< step between output positions, both dims
+  int64_t padding = 0;   ///< zeros added on each side, both dims
+  int64_t dilation = 1;  ///< spacing between kernel taps
+  int64_t groups = 1;    ///< G: in_channels and out_channels must both divide by it
+  bool bias = true;      ///< whether there is a bias
 };
 
+/// torch.nn.Conv2d with square kernels:
+/// `nn::Conv2d(3, 8, 3, nn::Conv2dOptions{.stride = 2, .padding = 1})`.
 class Conv2d : public Module {
  public:
   /// weight [out_channels, in_channels / groups, kernel_size, kernel_size] and bias
@@ -84,12 +88,12 @@ class Conv2d : public Module {
   /// b = 1 / sqrt(fan_in) with fan_in = in_channels / groups * kernel_size^2; bias ~ U(-b, b).
   void reset_parameters(Generator* gen = nullptr);
 
-  const int64_t in_channels;
-  const int64_t out_channels;
-  const int64_t kernel_size;
-  const Conv2dOptions options;
-  Tensor weight;  // [out_channels, in_channels / groups, kernel_size, kernel_size]
-  Tensor bias;    // [out_channels]; undefined when options.bias is false
+  const int64_t in_channels;   ///< C of the input
+  const int64_t out_channels;  ///< C of the output
+  const int64_t kernel_size;   ///< KH = KW
+  const Conv2dOptions options; ///< stride, padding, dilation, groups, bias
+  Tensor weight;  ///< [out_channels, in_channels / groups, kernel_size, kernel_size]
+  Tensor bias;    ///< [out_channels]; undefined when options.bias is false
 };
 
 }  // namespace kiln::nn

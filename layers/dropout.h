@@ -15,9 +15,10 @@
 
 namespace kiln::kernels {
 
+/// What dropout_forward() returns.
 struct DropoutResult {
-  Tensor y;     // x * mask
-  Tensor mask;  // 1 / (1 - p) where kept, 0 where dropped; x's shape and dtype
+  Tensor y;     ///< x * mask
+  Tensor mask;  ///< 1 / (1 - p) where kept, 0 where dropped; x's shape and dtype
 };
 /// Element i (row-major) is kept when u_i >= p, with u_i = w / 2^32 and w word i % 4 of Philox
 /// block first_block + i / 4 under `seed`. The mask depends on (seed, first_block, i) only: the
@@ -36,6 +37,7 @@ namespace functional {
 Tensor dropout(const Tensor& x, double p = 0.5, bool training = true, Generator* gen = nullptr);
 }  // namespace functional
 
+/// torch.nn.Dropout: zeroes elements with probability p in training, the identity in eval mode.
 class Dropout : public Module {
  public:
   /// p in [0, 1]. `generator` (not owned; must outlive the module) defaults to default_generator().
@@ -43,8 +45,8 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
-  const double p;
-  Generator* generator;
+  const double p;        ///< the probability of zeroing an element
+  Generator* generator;  ///< where the masks are drawn from (not owned)
 };
 
 }  // namespace kiln::nn

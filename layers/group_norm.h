@@ -31,27 +31,32 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight = Tensor(), const Ten
 /// GroupNorm(num_groups, num_channels, eps = 1e-5, affine = true): torch.nn.GroupNorm.
 class GroupNorm : public Module {
  public:
+  /// See the class: `std::make_shared<nn::GroupNorm>(32, 64)`; num_channels % num_groups == 0.
   GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
-  int64_t num_groups, num_channels;
-  double eps;
-  bool affine;
-  Tensor weight, bias;  // [C], ones and zeros; undefined when !affine
+  /// G, the number of groups.
+  int64_t num_groups, num_channels;  ///< C, the number of channels
+  double eps;   ///< added to the variance
+  bool affine;  ///< whether there are a weight and a bias
+  /// [C], ones; undefined when !affine.
+  Tensor weight, bias;  ///< [C], zeros; undefined when !affine
 };
 
 /// LayerNorm(normalized_shape, eps = 1e-5, elementwise_affine = true): torch.nn.LayerNorm.
 class LayerNorm : public Module {
  public:
+  /// See the class: `nn::LayerNorm(std::vector<int64_t>{C, H, W})`.
   explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
-  Shape normalized_shape;
-  double eps;
-  bool elementwise_affine;
-  Tensor weight, bias;  // normalized_shape; undefined when !elementwise_affine
+  Shape normalized_shape;   ///< the trailing dims each sample is normalized over
+  double eps;               ///< added to the variance
+  bool elementwise_affine;  ///< whether there are a weight and a bias
+  /// Of normalized_shape, ones; undefined when !elementwise_affine.
+  Tensor weight, bias;  ///< of normalized_shape, zeros; undefined when !elementwise_affine
 };
 
 /// InstanceNorm2d(num_features, eps = 1e-5, momentum = 0.1, affine = false,
@@ -59,15 +64,18 @@ class LayerNorm : public Module {
 /// Running statistics are not supported: track_running_stats = true is an error.
 class InstanceNorm2d : public Module {
  public:
+  /// See the class.
   explicit InstanceNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
                           bool affine = false, bool track_running_stats = false);
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
-  int64_t num_features;
-  double eps, momentum;
-  bool affine;
-  Tensor weight, bias;  // [C] when affine
+  int64_t num_features;  ///< C
+  /// Added to the variance.
+  double eps, momentum;  ///< unused (no running statistics); printed, as in PyTorch's repr
+  bool affine;           ///< whether there are a weight and a bias
+  /// [C], ones, when affine.
+  Tensor weight, bias;  ///< [C], zeros, when affine
 };
 
 }  // namespace kiln::nn

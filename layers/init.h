@@ -17,7 +17,9 @@
 
 namespace kiln::nn::init {
 
+/// Which fan kaiming_uniform_() and kaiming_normal_() scale by.
 enum class FanMode { fan_in, fan_out };
+/// The nonlinearity whose gain calculate_gain() returns.
 enum class Nonlinearity { linear, conv1d, conv2d, conv3d, sigmoid, tanh, relu, leaky_relu, selu };
 
 /// The recommended gain for a nonlinearity (torch.nn.init.calculate_gain): 1 for linear, conv and
@@ -32,8 +34,11 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& weight);
 Tensor uniform_(const Tensor& t, double low = 0, double high = 1, Generator* gen = nullptr);
 /// N(mean, std^2).
 Tensor normal_(const Tensor& t, double mean = 0, double std = 1, Generator* gen = nullptr);
+/// Every element `value`.
 Tensor constant_(const Tensor& t, double value);
+/// Every element 0.
 Tensor zeros_(const Tensor& t);
+/// Every element 1.
 Tensor ones_(const Tensor& t);
 
 /// U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out))   (Glorot & Bengio, 2010).

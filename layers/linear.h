@@ -17,10 +17,11 @@ namespace kiln::kernels {
 /// Returns y [M, out] = x W^T + b.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
+/// What linear_backward() returns.
 struct LinearGrads {
-  Tensor grad_x;       // [M, in]
-  Tensor grad_weight;  // [out, in]
-  Tensor grad_bias;    // [out]
+  Tensor grad_x;       ///< [M, in]
+  Tensor grad_weight;  ///< [out, in]
+  Tensor grad_bias;    ///< [out]
 };
 /// grad_y [M, out] -> the gradients asked for by the flags (the others stay undefined).
 LinearGrads linear_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
@@ -35,6 +36,7 @@ namespace functional {
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 }  // namespace functional
 
+/// torch.nn.Linear: y = x W^T + b over the last dim, `nn::Linear(8, 10)`.
 class Linear : public Module {
  public:
   /// weight [out_features, in_features] and bias [out_features], initialized as PyTorch does
@@ -49,10 +51,10 @@ class Linear : public Module {
   /// b = 1 / sqrt(in_features), and bias ~ U(-b, b) with the same b.
   void reset_parameters(Generator* gen = nullptr);
 
-  const int64_t in_features;
-  const int64_t out_features;
-  Tensor weight;  // [out_features, in_features]
-  Tensor bias;    // [out_features]; undefined when constructed with bias = false
+  const int64_t in_features;   ///< the size of x's last dim
+  const int64_t out_features;  ///< the size of y's last dim
+  Tensor weight;  ///< [out_features, in_features]
+  Tensor bias;    ///< [out_features]; undefined when constructed with bias = false
 };
 
 }  // namespace kiln::nn

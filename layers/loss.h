@@ -20,17 +20,19 @@ namespace kiln::nn {
 /// How per-element losses combine: kept as they are, averaged, or summed.
 enum class Reduction { none, mean, sum };
 
+/// cross_entropy()'s options, in PyTorch's argument order: `{.label_smoothing = 0.1}`.
 struct CrossEntropyOptions {
-  Reduction reduction = Reduction::mean;
+  Reduction reduction = Reduction::mean;  ///< none, mean (over counted positions) or sum
   /// eps in [0, 1]: the target becomes (1 - eps) one_hot(label) + eps / C.
   double label_smoothing = 0.0;
   /// Positions with this label contribute no loss and no gradient, and are not counted by mean.
   int64_t ignore_index = -100;
 };
 
+/// nll_loss()'s options, in PyTorch's argument order.
 struct NLLLossOptions {
-  Reduction reduction = Reduction::mean;
-  int64_t ignore_index = -100;
+  Reduction reduction = Reduction::mean;  ///< none, mean (over counted positions) or sum
+  int64_t ignore_index = -100;  ///< positions with this label contribute nothing
 };
 
 }  // namespace kiln::nn
@@ -41,10 +43,11 @@ namespace kiln::kernels {
 // [N, C]); labels are i64 [N, S] contiguous, each in [0, C) or equal to ignore_index (checked by
 // the callers). The loss has x's dtype: [N, S] for Reduction::none, else a scalar.
 
+/// What cross_entropy_forward() returns.
 struct CrossEntropyResult {
-  Tensor loss;
-  Tensor logsumexp;  // f64 [N, S]: log sum_c exp(x[n, c, s]), for backward
-  int64_t count;     // positions whose label is not ignore_index
+  Tensor loss;       ///< [N, S] for Reduction::none, else a scalar
+  Tensor logsumexp;  ///< f64 [N, S]: log sum_c exp(x[n, c, s]), for backward
+  int64_t count;     ///< positions whose label is not ignore_index
 };
 /// loss = logsumexp(x) - sum_c q_c x_c with q = (1 - eps) one_hot(label) + eps / C.
 CrossEntropyResult cross_entropy_forward(const Tensor& logits, const Tensor& labels,
@@ -77,34 +80,46 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, const NLLLossOpti
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
 }  // namespace functional
 
+/// torch.nn.CrossEntropyLoss as a module: `criterion(logits, labels)`.
 class CrossEntropyLoss : public Module {
  public:
+  /// `nn::CrossEntropyLoss({.label_smoothing = 0.1})`.
   explicit CrossEntropyLoss(CrossEntropyOptions options = {}) : options(options) {}
   using Module::forward;
   using Module::operator();
+  /// functional::cross_entropy(logits, labels, options).
   Tensor forward(const Tensor& logits, const Tensor& labels);
+  /// The same as forward().
   Tensor operator()(const Tensor& logits, const Tensor& labels) { return forward(logits, labels); }
-  CrossEntropyOptions options;
+  CrossEntropyOptions options;  ///< reduction, label smoothing, ignored label
 };
 
+/// torch.nn.NLLLoss as a module: `criterion(log_probs, labels)`.
 class NLLLoss : public Module {
  public:
+  /// `nn::NLLLoss({.ignore_index = 0})`.
   explicit NLLLoss(NLLLossOptions options = {}) : options(options) {}
   using Module::forward;
   using Module::operator();
+  /// functional::nll_loss(log_probs, labels, options).
   Tensor forward(const Tensor& log_probs, const Tensor& labels);
+  /// The same as forward().
   Tensor operator()(const Tensor& log_probs, const Tensor& labels) { return forward(log_probs, labels); }
-  NLLLossOptions options;
+  NLLLossOptions options;  ///< reduction and ignored label
 };
 
+/// torch.nn.MSELoss as a module: `criterion(input, target)`.
 class MSELoss : public Module {
  public:
+  /// `nn::MSELoss(nn::Reduction::sum)`.
   explicit MSELoss(Reduction reduction = Reduction::mean) : reduction(reduction) {}
   using Module::forward;
   using Module::operator();
+  /// functional::mse_loss(input, target, reduction).
   Tensor forward(const Tensor& input, const Tensor& target);
+  /// The same as forward().
   Tensor operator()(const Tensor& input, const Tensor& target) { return forward(input, target); }
-  Reduction reduction;
+  Reduction reduction;  ///< none, mean or sum
 };
 
 }  // namespace kiln::nn

@@ -24,6 +24,8 @@
 
 namespace kiln::nn {
 
+/// The base of every layer and model: parameters, buffers and children registered by name.
+/// The file comment (layers/module.h) shows a complete two-layer module.
 class Module {
  public:
   virtual ~Module() = default;
@@ -34,6 +36,7 @@ class Module {
   /// The module's computation on one input. Modules with other signatures (losses) define their
   /// own forward and leave this one throwing.
   virtual Tensor forward(const Tensor& input);
+  /// The same as forward(): `(*net)(x)`.
   Tensor operator()(const Tensor& input) { return forward(input); }
 
   // ---- registration (call from the constructor) ------------------------------------------------
@@ -50,11 +53,18 @@ class Module {
   }
 
   // ---- traversal -------------------------------------------------------------------------------
+  /// Every parameter, this module's then its children's, in registration order:
+  /// `optim::SGD opt(net->parameters(), {.lr = 0.1})`.
   std::vector<Tensor> parameters(bool recurse = true) const;
+  /// The parameters with dotted names, "features.3.weight".
   NamedTensors named_parameters(bool recurse = true) const;
+  /// Every buffer (running statistics and other saved state), in registration order.
   std::vector<Tensor> buffers(bool recurse = true) const;
+  /// The buffers with dotted names, "features.4.running_mean".
   NamedTensors named_buffers(bool recurse = true) const;
+  /// The direct children, in registration order.
   std::vector<std::shared_ptr<Module>> children() const;
+  /// The direct children with their names.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
     return children_;
   }
@@ -62,7 +72,9 @@ class Module {
   // ---- mode and gradients ----------------------------------------------------------------------
   /// Sets training mode here and in every descendant.
   virtual void train(bool on = true);
+  /// train(false): BatchNorm uses its running statistics and Dropout passes its input through.
   void eval() { train(false); }
+  /// True in training mode (the default).
   bool is_training() const { return training_; }
   /// Clears the gradients of every parameter (set_to_none drops them; else fills zeros).
   void zero_grad(bool set_to_none = true);
@@ -84,8 +96,9 @@ class Module {
   std::string repr() const;
 
  protected:
+  /// Registers a child (register_module() without the type).
   void add_child(const std::string& name, std::shared_ptr<Module> module);
-  bool training_ = true;
+  bool training_ = true;  ///< see is_training()
 
  private:
   void collect(const std::string& prefix, bool recurse, bool params, NamedTensors& out) const;
@@ -96,6 +109,7 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
 
+/// Prints module.repr(): `std::cout << *net`.
 std::ostream& operator<<(std::ostream& out, const Module& module);
 
 }  // namespace kiln::nn

@@ -11,9 +11,12 @@
 
 namespace kiln::nn {
 
+/// Children applied in order, named "0", "1", ... as in torch.nn.Sequential.
 class Sequential : public Module {
  public:
+  /// An empty sequence; push_back() adds to it.
   Sequential() = default;
+  /// The modules in order: `nn::Sequential(conv, gn, std::make_shared<nn::ReLU>())`.
   template <class... Modules>
   explicit Sequential(std::shared_ptr<Modules>... modules) {
     (push_back(std::move(modules)), ...);
@@ -23,6 +26,7 @@ class Sequential : public Module {
   void push_back(std::shared_ptr<Module> module);
   /// The i-th module (negative counts from the end).
   std::shared_ptr<Module> operator[](int64_t index) const;
+  /// The number of modules.
   size_t size() const { return named_children().size(); }
 
   Tensor forward(const Tensor& input) override;

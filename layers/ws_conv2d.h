@@ -10,6 +10,8 @@
 
 namespace kiln::nn {
 
+/// Conv2d whose filters are standardized to zero mean and unit variance before each use;
+/// parameters, options and repr are Conv2d's.
 class WSConv2d : public Conv2d {
  public:
   using Conv2d::Conv2d;  // the same constructor, parameters and repr as Conv2d
@@ -18,7 +20,7 @@ class WSConv2d : public Conv2d {
   /// var run over [C/G, k, k] of each output channel.
   Tensor forward(const Tensor& x) override;
 
-  double eps = 1e-5;
+  double eps = 1e-5;  ///< added to each filter's variance
 };
 
 }  // namespace kiln::nn

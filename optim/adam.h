@@ -24,36 +24,43 @@ namespace kiln::optim {
 
 /// torch.optim.Adam's arguments, in its order. AdamW takes the same options.
 struct AdamOptions {
-  double lr = 1e-3;
-  std::array<double, 2> betas = {0.9, 0.999};
-  double eps = 1e-8;
+  double lr = 1e-3;                            ///< learning rate
+  std::array<double, 2> betas = {0.9, 0.999};  ///< decay rates of the two moment averages
+  double eps = 1e-8;                           ///< added to the denominator
   /// Unset means the optimizer's PyTorch default: 0 for Adam, 1e-2 for AdamW. An explicit value,
   /// 0 included, is always used as given.
   std::optional<double> weight_decay = std::nullopt;
-  bool amsgrad = false;
-  bool maximize = false;
+  bool amsgrad = false;   ///< divide by the running maximum of v (AMSGrad)
+  bool maximize = false;  ///< ascend instead of descend
 };
 
+/// torch.optim.Adam: `optim::Adam opt(net->parameters(), {.lr = 2.5e-4})`.
 class Adam : public Optimizer {
  public:
+  /// A group of parameters with optional AdamOptions.
   using ParamGroup = optim::ParamGroup<AdamOptions>;
 
+  /// One group of parameters with these options.
   explicit Adam(std::vector<Tensor> params, AdamOptions options = {});
   /// Groups given without options take `defaults`.
   explicit Adam(std::vector<ParamGroup> groups, AdamOptions defaults = {});
 
+  /// Adds a group (one without options takes the defaults).
   void add_param_group(ParamGroup group);
   /// A group's options (weight_decay always set). Changes take effect at the next step.
   AdamOptions& options(size_t group);
+  /// A group's options, read-only.
   const AdamOptions& options(size_t group) const;
   /// The defaults, with weight_decay resolved.
   const AdamOptions& defaults() const { return defaults_; }
 
   void step() override;
   double lr(size_t group) const override { return options(group).lr; }
+  /// Sets options(group).lr.
   void set_lr(size_t group, double lr) override { options(group).lr = lr; }
 
  protected:
+  /// For AdamW: the name, whether decay is decoupled, and the default weight decay.
   Adam(std::vector<ParamGroup> groups, AdamOptions defaults, const char* type_name,
        bool decoupled_weight_decay, double default_weight_decay);
 
@@ -78,7 +85,9 @@ class Adam : public Optimizer {
 /// `AdamW(params, {.lr = 1e-3})` decays by 1e-2; `{.weight_decay = 0}` turns decay off.
 class AdamW : public Adam {
  public:
+  /// One group of parameters with these options.
   explicit AdamW(std::vector<Tensor> params, AdamOptions options = {});
+  /// Groups given without options take `defaults`.
   explicit AdamW(std::vector<ParamGroup> groups, AdamOptions defaults = {});
 };
 

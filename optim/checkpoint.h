@@ -39,13 +39,13 @@ namespace kiln::optim {
 /// What a checkpoint saves and restores. The pointers name live objects (the model is required;
 /// optimizer and scheduler may be null); the values are what save writes and load fills in.
 struct TrainingState {
-  nn::Module* model = nullptr;
-  Optimizer* optimizer = nullptr;
-  LRScheduler* scheduler = nullptr;
+  nn::Module* model = nullptr;        ///< the model (required)
+  Optimizer* optimizer = nullptr;     ///< the optimizer, or null
+  LRScheduler* scheduler = nullptr;   ///< the outermost scheduler, or null
   /// Generators besides kiln::default_generator() (always saved, as "default"), by name.
   std::vector<std::pair<std::string, Generator*>> generators;
-  int64_t epoch = 0;
-  int64_t step = 0;
+  int64_t epoch = 0;  ///< the caller's epoch counter
+  int64_t step = 0;   ///< the caller's step counter
   /// Where the data stream stands: whatever the data loader needs to resume its order and
   /// position (a shuffle seed and an index, say). kiln stores it and gives it back.
   std::vector<int64_t> data_position;

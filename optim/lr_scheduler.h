@@ -34,6 +34,8 @@
 
 namespace kiln::optim {
 
+/// The base of the schedulers: a closed-form rate of the step count t, set on the optimizer's
+/// groups by step().
 class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
@@ -44,6 +46,7 @@ class LRScheduler {
   void step();
   /// t: how many times step() has run.
   int64_t last_epoch() const { return last_epoch_; }
+  /// Each group's base rate (its initial_lr).
   const std::vector<double>& base_lrs() const { return base_lrs_; }
   /// The rates the last step (or the constructor) set, per group (PyTorch's get_last_lr()).
   const std::vector<double>& last_lr() const { return last_lr_; }
@@ -53,6 +56,7 @@ class LRScheduler {
   /// "StepLR", "CosineAnnealingLR", ...
   virtual std::string type_name() const = 0;
 
+  /// t, the base rates and the settings, as strings.
   Metadata state_dict() const;
   /// Restores t and the base rates; everything is checked first and nothing changes on error.
   void load_state_dict(const Metadata& state);
@@ -60,6 +64,7 @@ class LRScheduler {
   void validate_state_dict(const Metadata& state) const;
 
  protected:
+  /// Takes the base rates from the optimizer's groups (setting initial_lr if unset).
   explicit LRScheduler(Optimizer& optimizer);
   /// The constructor's last act in each concrete scheduler: sets the rates for t = 0.
   void start();
@@ -69,6 +74,7 @@ class LRScheduler {
   virtual std::vector<std::shared_ptr<LRScheduler>> parts() const { return {}; }
   /// Takes `part` into a composite: it stops accepting step() of its own.
   void adopt(LRScheduler& part, const std::string& owner);
+  /// The optimizer whose rates this scheduler sets.
   Optimizer& optimizer() { return optimizer_; }
 
  private:
@@ -85,6 +91,7 @@ class LRScheduler {
 /// Decays by gamma every step_size steps.
 class StepLR : public LRScheduler {
  public:
+  /// `optim::StepLR sched(opt, 30, 0.1)`: a tenth of the rate every 30 steps.
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
   double lr_at(int64_t t, double base_lr) const override;
   std::string type_name() const override { return "StepLR"; }
@@ -100,6 +107,7 @@ class StepLR : public LRScheduler {
 /// Decays by gamma at each milestone (a milestone listed twice decays twice, as in PyTorch).
 class MultiStepLR : public LRScheduler {
  public:
+  /// `optim::MultiStepLR sched(opt, {30, 80})`: a tenth at step 30, a hundredth from step 80.
   MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma = 0.1);
   double lr_at(int64_t t, double base_lr) const override;
   std::string type_name() const override { return "MultiStepLR"; }
@@ -115,6 +123,7 @@ class MultiStepLR : public LRScheduler {
 /// Half a cosine from base down to eta_min over T_max steps (and back up after, periodically).
 class CosineAnnealingLR : public LRScheduler {
  public:
+  /// `optim::CosineAnnealingLR sched(opt, total_steps)`.
   CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0);
   double lr_at(int64_t t, double base_lr) const override;
   std::string type_name() const override { return "CosineAnnealingLR"; }
@@ -131,6 +140,7 @@ class CosineAnnealingLR : public LRScheduler {
 /// steps, then holding. PyTorch's defaults: 1/3, 1, 5.
 class LinearLR : public LRScheduler {
  public:
+  /// `optim::LinearLR warmup(opt, 0.01, 1.0, 5)`: from 1% to the full rate over 5 steps.
   explicit LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3, double end_factor = 1.0,
                     int64_t total_iters = 5);
   double lr_at(int64_t t, double base_lr) const override;
@@ -147,6 +157,8 @@ class LinearLR : public LRScheduler {
 /// Runs schedulers one after another: the i-th from milestone i-1 on, restarted at its own t = 0.
 class SequentialLR : public LRScheduler {
  public:
+  /// `optim::SequentialLR sched(opt, {warmup, cosine}, {5})`: milestones.size() must be one less
+  /// than schedulers.size().
   SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers,
                std::vector<int64_t> milestones);
   double lr_at(int64_t t, double base_lr) const override;
@@ -166,6 +178,7 @@ class SequentialLR : public LRScheduler {
 /// their factors, which is what torch.optim.lr_scheduler.ChainedScheduler computes.
 class ChainedScheduler : public LRScheduler {
  public:
+  /// `optim::ChainedScheduler sched(opt, {warmup, step_lr})`.
   ChainedScheduler(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers);
   double lr_at(int64_t t, double base_lr) const override;
   std::string type_name() const override { return "ChainedScheduler"; }

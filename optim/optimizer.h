@@ -39,10 +39,12 @@ using StateDict = SafetensorsContents;
 /// Parameters that share options. Without options, the group takes the optimizer's defaults.
 template <class Options>
 struct ParamGroup {
-  std::vector<Tensor> params;
-  std::optional<Options> options = std::nullopt;
+  std::vector<Tensor> params;  ///< the group's parameters
+  std::optional<Options> options = std::nullopt;  ///< the group's options, or the defaults
 };
 
+/// The base of every optimizer: parameter groups, per-parameter state, and their state dict.
+/// `opt.zero_grad(); loss.backward(); opt.step();` is a training step.
 class Optimizer {
  public:
   /// The state of one parameter, by name ("exp_avg", "step", "momentum_buffer", ...). Empty until
@@ -63,16 +65,20 @@ class Optimizer {
   const std::string& type_name() const { return type_name_; }
 
   // ---- parameter groups ------------------------------------------------------------------------
+  /// The number of parameter groups.
   size_t num_param_groups() const { return groups_.size(); }
+  /// The parameters of one group.
   const std::vector<Tensor>& params(size_t group) const;
   /// Every parameter of every group, in order (the numbering of the state dict).
   std::vector<Tensor> parameters() const;
   /// A group's learning rate: what schedulers read and write.
   virtual double lr(size_t group) const = 0;
+  /// Sets a group's learning rate (effective at the next step).
   virtual void set_lr(size_t group, double lr) = 0;
   /// The rate the first scheduler attached to this optimizer took as its base (PyTorch's
   /// group['initial_lr']); unset until then. Later schedulers start from it too.
   std::optional<double> initial_lr(size_t group) const;
+  /// Records a group's base rate (schedulers call it when they attach).
   void set_initial_lr(size_t group, double lr);
 
   // ---- state -----------------------------------------------------------------------------------
@@ -89,6 +95,7 @@ class Optimizer {
   void validate_state_dict(const StateDict& state) const;
 
  protected:
+  /// A concrete optimizer names itself ("SGD").
   explicit Optimizer(std::string type_name) : type_name_(std::move(type_name)) {}
 
   /// Appends a group; checks that each parameter is a defined floating leaf tensor and is in no
@@ -96,6 +103,7 @@ class Optimizer {
   size_t add_group_params(std::vector<Tensor> params);
   /// The index of the first parameter of `group` in the across-groups numbering.
   size_t first_index(size_t group) const;
+  /// The state of parameter `index`, for the optimizer's own update.
   ParamState& mutable_state(size_t index) { return state_[index]; }
 
   // Hooks the concrete optimizers implement.

@@ -16,7 +16,8 @@ packages=(
   nlohmann-json3-dev                 # safetensors header
   dataset-fashion-mnist              # real data for tests and the demo
   curl ca-certificates               # scripts/get-cifar10.sh
-  python3                            # test helpers (local HTTP server)
+  python3                            # test helpers (local HTTP server), docs checks
+  doxygen                            # the API reference (the docs target)
 )
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)

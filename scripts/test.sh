@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds kiln and its tests with two jobs, runs the suite, then checks
-# the documented way of using kiln from another project: install to a temporary prefix and build
-# examples/consumer against it with find_package(kiln).
+# Installs the dependencies, builds kiln and its tests with two jobs, runs the suite, builds the API
+# reference (a doxygen warning fails), then checks the documented way of using kiln from another
+# project: install to a temporary prefix and build and run examples/consumer, first_program and
+# custom_layer against it with find_package(kiln).
 #   scripts/test.sh [BUILD_DIR]        (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,11 +12,14 @@ bash scripts/install-deps.sh
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build_dir" -j2
 ctest --test-dir "$build_dir" --output-on-failure -j2
+cmake --build "$build_dir" --target docs
 
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build_dir" --prefix "$prefix/kiln" > /dev/null
-cmake -S examples/consumer -B "$prefix/consumer-build" -DCMAKE_PREFIX_PATH="$prefix/kiln" > /dev/null
-cmake --build "$prefix/consumer-build" -j2 > /dev/null
-"$prefix/consumer-build/consumer"
-echo "consumer: built against the installed kiln and ran"
+for example in consumer first_program custom_layer; do
+  cmake -S "examples/$example" -B "$prefix/$example-build" -DCMAKE_PREFIX_PATH="$prefix/kiln" > /dev/null
+  cmake --build "$prefix/$example-build" -j2 > /dev/null
+  "$prefix/$example-build/$example"
+  echo "$example: built against the installed kiln and ran"
+done
