@@ -6,6 +6,9 @@
 #include <kiln/core/parallel.h>
 #include <kiln/core/safetensors.h>
 #include <kiln/core/tensor.h>
+#ifdef KILN_WITH_MPI
+#include <kiln/core/distributed.h>
+#endif
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/grad_mode.h>

@@ -17,6 +17,7 @@ packages=(
   dataset-fashion-mnist              # real data for tests and the demo
   curl ca-certificates               # scripts/get-cifar10.sh
   python3                            # test helpers (local HTTP server)
+  libopenmpi-dev openmpi-bin         # kiln::dist (data-parallel training over MPI), mpirun for its tests
 )
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)
