@@ -34,6 +34,7 @@
 #include <kiln/datasets/dataset.h>
 #include <kiln/datasets/in_memory_images.h>
 #include <kiln/datasets/mnist.h>
+#include <kiln/datasets/sampler.h>
 #include <kiln/datasets/transforms.h>
 
 #include <kiln/optim/adam.h>
