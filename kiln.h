@@ -18,6 +18,9 @@
 #include <kiln/layers/activation.h>
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/conv2d.h>
+#ifdef KILN_WITH_MPI
+#include <kiln/layers/data_parallel.h>
+#endif
 #include <kiln/layers/dropout.h>
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/init.h>
