@@ -6,6 +6,9 @@
 #include <kiln/core/parallel.h>
 #include <kiln/core/safetensors.h>
 #include <kiln/core/tensor.h>
+#ifdef KILN_WITH_MPI
+#include <kiln/core/distributed.h>
+#endif
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/grad_mode.h>
@@ -15,6 +18,9 @@
 #include <kiln/layers/activation.h>
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/conv2d.h>
+#ifdef KILN_WITH_MPI
+#include <kiln/layers/data_parallel.h>
+#endif
 #include <kiln/layers/dropout.h>
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/init.h>
@@ -31,6 +37,7 @@
 #include <kiln/datasets/dataset.h>
 #include <kiln/datasets/in_memory_images.h>
 #include <kiln/datasets/mnist.h>
+#include <kiln/datasets/sampler.h>
 #include <kiln/datasets/transforms.h>
 
 #include <kiln/optim/adam.h>

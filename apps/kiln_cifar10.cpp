@@ -4,8 +4,10 @@
 //
 //   kiln-cifar10 --data data/cifar10 --norm gn --batch 8 --epochs 3 --out runs/gn-b8
 //   kiln-cifar10 --dataset fashion-mnist --sweep 32,16,8,4,2 --epochs 2 --out runs/sweep
+//   mpirun -np 2 kiln-cifar10 --norm syncbn --batch 4 ...     data-parallel: --batch per worker
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +19,10 @@
 #include "models.h"
 #include "svg_plot.h"
 #include "training.h"
+
+#ifdef KILN_WITH_MPI
+#include <mpi.h>
+#endif
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -48,6 +54,42 @@ struct Options {
   std::string sweep;
   std::string sweep_norms = "gn,bn";
   bool no_augment = false;
+  // Data-parallel under mpirun: this process's rank and the number of processes.
+  int rank = 0, world_size = 1;
+  bool root() const { return rank == 0; }
+};
+
+// Under an MPI launcher, kiln::dist for the life of main: one rank per process.
+class DistributedSession {
+ public:
+  DistributedSession(int& argc, char**& argv) {
+#ifdef KILN_WITH_MPI
+    if (dist::launched_by_mpi()) {
+      dist::init(&argc, &argv);
+      rank = dist::rank();
+      world_size = dist::world_size();
+      local_world_size = dist::local_world_size();
+    }
+#else
+    (void)argc, (void)argv;
+#endif
+  }
+  ~DistributedSession() {
+#ifdef KILN_WITH_MPI
+    try {
+      dist::finalize();
+    } catch (const Error&) {
+    }
+#endif
+  }
+  /// Ends every rank: one that failed alone would leave the others waiting in a collective.
+  [[noreturn]] void abort_all(int code) {
+#ifdef KILN_WITH_MPI
+    if (world_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    std::exit(code);
+  }
+  int rank = 0, world_size = 1, local_world_size = 1;
 };
 
 // A dataset restricted to its first `limit` examples.
@@ -115,6 +157,7 @@ std::optional<LoadedData> load_data(const Options& o) {
       last_error = e.what();
     }
   }
+  if (!o.root()) return std::nullopt;  // every rank looked; rank 0 says so
   std::cerr << "kiln-cifar10: no " << (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST")
             << " data found. Looked in:";
   for (const std::string& t : tried) std::cerr << " " << t;
@@ -140,8 +183,10 @@ apps::RunConfig run_config(const Options& o, const std::string& norm, int64_t ba
   c.batch = batch;
   c.epochs = o.epochs;
   c.optimizer = o.optimizer;
-  // Linear scaling rule (Goyal et al.): the base rate is for 32 images, and scales as B / 32.
-  c.lr = o.no_lr_scaling ? o.base_lr : o.base_lr * static_cast<double>(batch) / 32.0;
+  // Linear scaling rule (Goyal et al.): the base rate is for 32 images, and scales as B / 32 with
+  // B the global batch, workers x images per worker, as in the paper.
+  const int64_t global_batch = batch * o.world_size;
+  c.lr = o.no_lr_scaling ? o.base_lr : o.base_lr * static_cast<double>(global_batch) / 32.0;
   c.momentum = o.momentum;
   c.weight_decay = o.weight_decay;
   c.schedule = o.schedule;
@@ -175,7 +220,7 @@ int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset&
     batches.push_back(v);
   }
   const std::vector<std::string> norms = split_list(o.sweep_norms);
-  fs::create_directories(o.out);
+  if (o.root()) fs::create_directories(o.out);
   struct Cell {
     std::string norm;
     int64_t batch;
@@ -225,9 +270,11 @@ int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset&
     md << "\n";
     chart.series.push_back(s);
   }
-  write_file_atomic(o.out + "/sweep.csv", csv.str());
-  write_file_atomic(o.out + "/sweep.md", md.str());
-  apps::write_svg(o.out + "/sweep.svg", chart);
+  if (o.root()) {
+    write_file_atomic(o.out + "/sweep.csv", csv.str());
+    write_file_atomic(o.out + "/sweep.md", md.str());
+    apps::write_svg(o.out + "/sweep.svg", chart);
+  }
   std::cout << "\nTest error by norm and batch size (" << o.model << ", " << o.epochs << " epochs):\n\n"
             << md.str() << "\nplot: " << o.out << "/sweep.svg\ntable: " << o.out << "/sweep.md\n";
   return 0;
@@ -236,7 +283,12 @@ int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset&
 }  // namespace
 
 int main(int argc, char** argv) {
+  DistributedSession session(argc, argv);
   Options o;
+  o.rank = session.rank;
+  o.world_size = session.world_size;
+  // Only rank 0 prints: the others' standard output goes nowhere (errors still reach stderr).
+  if (!o.root() && std::freopen("/dev/null", "w", stdout) == nullptr) session.abort_all(1);
   CLI::App app{"kiln-cifar10: train VGG models with GroupNorm, BatchNorm and friends, and compare "
                "them across batch sizes (Wu and He, Group Normalization, 2018)."};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins
@@ -245,21 +297,25 @@ int main(int argc, char** argv) {
   app.add_option("--data", o.data_dir, "data directory (default: data/cifar10, or the Debian "
                  "package's /usr/share/datasets/fashion-mnist)");
   app.add_option("--model", o.model, "vgg8 or vgg16")->check(CLI::IsMember({"vgg8", "vgg16"}));
-  app.add_option("--norm", o.norm, "gn, bn, ln, in, gn+ws or none")
+  app.add_option("--norm", o.norm, "gn, bn, syncbn, ln, in, gn+ws or none (syncbn: BatchNorm with "
+                 "statistics over all workers under mpirun; bn on one process)")
       ->check(CLI::IsMember(apps::norm_names()));
   app.add_option("--groups", o.groups, "groups of GroupNorm (min(groups, channels) per layer)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--batch", o.batch, "images per step")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "images per step per worker (process); under mpirun -np P "
+                 "a step trains on P x this many")->check(CLI::PositiveNumber);
   app.add_option("--epochs", o.epochs, "epochs")->check(CLI::PositiveNumber);
   app.add_option("--optimizer", o.optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}));
-  app.add_option("--lr", o.base_lr, "learning rate for batch 32 (default 0.02 for sgd, 1e-3 for "
-                 "adam); scaled by batch/32")->check(CLI::PositiveNumber);
+  app.add_option("--lr", o.base_lr, "learning rate for a global batch of 32 (default 0.02 for "
+                 "sgd, 1e-3 for adam); scaled by global batch/32, the global batch being "
+                 "workers x --batch")->check(CLI::PositiveNumber);
   app.add_flag("--no-lr-scaling", o.no_lr_scaling, "use --lr as given, whatever the batch");
   app.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
   app.add_option("--weight-decay", o.weight_decay, "weight decay")->check(CLI::NonNegativeNumber);
   app.add_option("--schedule", o.schedule, "none, cosine or step")
       ->check(CLI::IsMember({"none", "cosine", "step"}));
-  app.add_option("--threads", o.threads, "threads (default: KILN_NUM_THREADS or all cores)")
+  app.add_option("--threads", o.threads, "threads per process (default: KILN_NUM_THREADS, else "
+                 "the cores shared among the processes on this machine)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "seed for weights, shuffling and augmentation");
   app.add_option("--limit-train", o.limit_train, "train on the first N images only")
@@ -280,26 +336,35 @@ int main(int argc, char** argv) {
   app.add_option("--sweep-norms", o.sweep_norms, "norms to sweep (default gn,bn)");
   app.add_flag("--no-augment", o.no_augment, "no random crop and flip for CIFAR-10");
 
+  // Every rank parses the same flags and fails the same way; rank 0 says why.
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "kiln-cifar10: " << e.what() << "\n\n" << app.help();
+    if (o.root()) std::cerr << "kiln-cifar10: " << e.what() << "\n\n" << app.help();
     return 2;
   }
   for (const std::string& n : split_list(o.sweep_norms)) {
     const auto& names = apps::norm_names();
     if (std::find(names.begin(), names.end(), n) == names.end()) {
-      std::cerr << "kiln-cifar10: --sweep-norms: '" << n << "' is not one of gn, bn, ln, in, gn+ws, none\n\n"
-                << app.help();
+      if (o.root()) {
+        std::cerr << "kiln-cifar10: --sweep-norms: '" << n << "' is not one of";
+        for (const std::string& name : names) std::cerr << " " << name;
+        std::cerr << "\n\n" << app.help();
+      }
       return 2;
     }
   }
   if (o.base_lr < 0) o.base_lr = o.optimizer == "sgd" ? 0.02 : 1e-3;
 
   try {
-    if (o.threads > 0) set_num_threads(o.threads);
+    if (o.threads > 0) {
+      set_num_threads(o.threads);
+    } else if (session.local_world_size > 1 && std::getenv("KILN_NUM_THREADS") == nullptr) {
+      // Several processes on this machine: share the cores rather than oversubscribe them.
+      set_num_threads(std::max(1, num_threads() / session.local_world_size));
+    }
     std::optional<LoadedData> d = load_data(o);
     if (!d) return 1;
     std::unique_ptr<data::Dataset> train_subset, test_subset;
@@ -309,7 +374,12 @@ int main(int argc, char** argv) {
     if (o.limit_test > 0) test = (test_subset = std::make_unique<Subset>(*test, o.limit_test)).get();
     std::cout << "kiln-cifar10: " << (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST") << " from "
               << d->where << ": " << train->size() << " train / " << test->size() << " test images, "
-              << o.model << ", " << num_threads() << " threads\n";
+              << o.model << ", ";
+    if (o.world_size > 1)
+      std::cout << o.world_size << " processes x " << num_threads() << " threads, batch " << o.batch
+                << " per process\n";
+    else
+      std::cout << num_threads() << " threads\n";
     if (!o.sweep.empty()) return run_sweep(o, *train, *test);
     apps::RunConfig c = run_config(o, o.norm, o.batch);
     c.out = o.out;
@@ -319,11 +389,12 @@ int main(int argc, char** argv) {
     std::printf("\nfinal test error %.2f%%\nmetrics: %s/metrics.csv\ncurves: %s/curves.svg\n",
                 100 * r.final_test_error(), o.out.c_str(), o.out.c_str());
     return 0;
-  } catch (const Error& e) {
-    std::cerr << "kiln-cifar10: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "kiln-cifar10: " << e.what() << "\n";
-    return 1;
+    if (o.world_size == 1) {
+      std::cerr << "kiln-cifar10: " << e.what() << "\n";
+      return 1;
+    }
+    std::cerr << "kiln-cifar10 (rank " << o.rank << "): " << e.what() << "\n";
+    session.abort_all(1);
   }
 }

@@ -14,7 +14,7 @@ Blocks vgg_blocks(const std::string& model) {
 }
 
 const std::vector<std::string>& norm_names() {
-  static const std::vector<std::string> names = {"gn", "bn", "ln", "in", "gn+ws", "none"};
+  static const std::vector<std::string> names = {"gn", "bn", "syncbn", "ln", "in", "gn+ws", "none"};
   return names;
 }
 
@@ -22,7 +22,7 @@ std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string
                                          int64_t groups, int64_t in_channels, int64_t classes) {
   const auto& names = norm_names();
   KILN_CHECK(std::find(names.begin(), names.end(), norm) != names.end(),
-             "norm: expected one of gn, bn, ln, in, gn+ws, none, got '", norm, "'");
+             "norm: expected one of gn, bn, syncbn, ln, in, gn+ws, none, got '", norm, "'");
   KILN_CHECK(groups >= 1, "groups: expected at least 1, got ", groups);
   auto net = std::make_shared<nn::Sequential>();
   int64_t c_in = in_channels;
@@ -37,6 +37,8 @@ std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string
         net->push_back(std::make_shared<nn::GroupNorm>(g, c));
       } else if (norm == "bn") {
         net->push_back(std::make_shared<nn::BatchNorm2d>(c));
+      } else if (norm == "syncbn") {
+        net->push_back(std::make_shared<nn::SyncBatchNorm>(c));
       } else if (norm == "ln") {
         net->push_back(std::make_shared<nn::GroupNorm>(1, c));
       } else if (norm == "in") {

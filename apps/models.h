@@ -22,6 +22,7 @@ Blocks vgg_blocks(const std::string& model);
 /// The normalization after each convolution:
 ///   gn     GroupNorm(min(groups, c), c)
 ///   bn     BatchNorm2d(c)
+///   syncbn SyncBatchNorm(c): BatchNorm2d over the batches of all ranks (BatchNorm2d on one process)
 ///   ln     GroupNorm(1, c): LayerNorm over (C, H, W) with a per-channel affine, as in the paper
 ///   in     InstanceNorm2d(c, affine) (GroupNorm with one channel per group)
 ///   gn+ws  GroupNorm after a weight-standardized convolution (WSConv2d)

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
+#include <vector>
 
 #include <kiln/kiln.h>
 #include <kiln/optim/adam.h>
@@ -22,6 +24,50 @@ namespace kiln::apps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The data-parallel world of this run: one process, unless kiln::dist is initialized (the app runs
+// under mpirun). Rank 0 prints and writes the files; every rank trains and evaluates its share.
+struct World {
+  int rank = 0, size = 1;
+  bool root() const { return rank == 0; }
+};
+
+World current_world() {
+#ifdef KILN_WITH_MPI
+  if (dist::is_initialized()) return {dist::rank(), dist::world_size()};
+#endif
+  return {};
+}
+
+// values = the sum over the ranks of each rank's values (in rank order, the same on every rank).
+void sum_over_ranks(std::vector<double>& values) {
+#ifdef KILN_WITH_MPI
+  if (dist::is_initialized())
+    dist::all_reduce(values.data(), static_cast<int64_t>(values.size()), dist::ReduceOp::sum);
+#else
+  (void)values;
+#endif
+}
+
+// Examples rank, rank + P, rank + 2P, ... of a dataset: one rank's share of the evaluation.
+class Strided : public data::Dataset {
+ public:
+  Strided(const data::Dataset& base, int rank, int size)
+      : base_(base), rank_(rank), size_(size),
+        count_((base.size() - rank + size - 1) / size) {}
+  int64_t size() const override { return count_; }
+  data::Example get(int64_t i) const override { return base_.get(at(i)); }
+  Shape image_shape() const override { return base_.image_shape(); }
+  int64_t get_into(int64_t i, float* image) const override { return base_.get_into(at(i), image); }
+
+ private:
+  int64_t at(int64_t i) const {
+    KILN_CHECK(i >= 0 && i < count_, "Strided: index ", i, " is out of range for ", count_, " examples");
+    return rank_ + i * size_;
+  }
+  const data::Dataset& base_;
+  int64_t rank_, size_, count_;
+};
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -109,29 +155,42 @@ struct Evaluation {
   double loss = 0, accuracy = 0;
 };
 
-Evaluation evaluate(nn::Module& model, const data::Dataset& test, const RunConfig& c) {
+// Every rank evaluates its share of the test set (eval-mode normalization treats each image on
+// its own), and the sums are combined.
+Evaluation evaluate(nn::Module& model, const data::Dataset& full_test, const RunConfig& c,
+                    const World& world) {
   model.eval();
   NoGradGuard no_grad;
-  data::DataLoader loader(test, data::LoaderOptions{.batch_size = 256, .shuffle = false,
-                                                    .seed = c.seed, .transform = test_transform(c)});
+  Strided share(full_test, world.rank, world.size);
+  const data::Dataset& test = world.size > 1 ? share : full_test;
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
-  for (const data::Batch& b : loader) {
-    Tensor logits = model.forward(b.images);
-    loss_sum += nn::functional::cross_entropy(logits, b.labels, {.reduction = nn::Reduction::sum}).item<double>();
+  std::optional<data::DataLoader> loader;  // none for a rank with no test images
+  if (test.size() > 0)
+    loader.emplace(test, data::LoaderOptions{.batch_size = 256, .shuffle = false, .seed = c.seed,
+                                             .transform = test_transform(c)});
+  while (loader) {
+    std::optional<data::Batch> b = loader->next();
+    if (!b) break;
+    Tensor logits = model.forward(b->images);
+    loss_sum += nn::functional::cross_entropy(logits, b->labels, {.reduction = nn::Reduction::sum}).item<double>();
     Tensor predicted = logits.argmax(1);
-    const auto p = predicted.to_vector<int64_t>(), l = b.labels.to_vector<int64_t>();
+    const auto p = predicted.to_vector<int64_t>(), l = b->labels.to_vector<int64_t>();
     for (size_t i = 0; i < p.size(); ++i) correct += p[i] == l[i];
     seen += static_cast<int64_t>(p.size());
   }
   model.train();
-  return {seen ? loss_sum / static_cast<double>(seen) : 0.0,
-          seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0};
+  std::vector<double> sums = {loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+  sum_over_ranks(sums);
+  return {sums[2] > 0 ? sums[0] / sums[2] : 0.0, sums[2] > 0 ? sums[1] / sums[2] : 0.0};
 }
 
-void write_curves(const std::string& path, const std::vector<EpochMetrics>& epochs, const RunConfig& c) {
+void write_curves(const std::string& path, const std::vector<EpochMetrics>& epochs, const RunConfig& c,
+                  const World& world) {
   LineChart chart;
-  chart.title = c.model + " + " + c.norm + ", batch " + std::to_string(c.batch) + ": error by epoch";
+  chart.title = c.model + " + " + c.norm + ", batch " + std::to_string(c.batch) +
+                (world.size > 1 ? " per worker x " + std::to_string(world.size) + " workers" : "") +
+                ": error by epoch";
   chart.x_label = "epoch";
   chart.y_label = "error (%)";
   chart.y_from_zero = true;
@@ -184,7 +243,8 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
   KILN_CHECK(c.batch >= 1, "batch: expected at least 1, got ", c.batch);
   KILN_CHECK(c.epochs >= 1, "epochs: expected at least 1, got ", c.epochs);
   KILN_CHECK(c.lr > 0, "lr: expected a positive learning rate, got ", c.lr);
-  std::filesystem::create_directories(c.out);
+  const World world = current_world();
+  if (world.root()) std::filesystem::create_directories(c.out);
   const std::string checkpoint_path = c.out + "/checkpoint.safetensors";
 
   // Everything random flows from the seed: the initial weights (default generator), the shuffle
@@ -193,10 +253,21 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
   const int64_t channels = train.image_shape()[0];
   auto model = make_vgg(vgg_blocks(c.model), c.norm, c.groups, channels, 10);
   model->train();
+#ifdef KILN_WITH_MPI
+  // Several ranks: rank 0's weights to all, and gradients averaged before every step.
+  std::unique_ptr<dist::GradientAverager> averager;
+  if (world.size > 1) averager = std::make_unique<dist::GradientAverager>(*model);
+#endif
   auto opt = make_optimizer(c, model->parameters());
-  data::DataLoader loader(train, data::LoaderOptions{.batch_size = c.batch, .shuffle = true,
-                                                     .drop_last = true, .seed = c.seed,
-                                                     .transform = train_transform(c)});
+  // Several ranks: each loads its shard of every epoch's shuffle, batches of c.batch from it.
+  std::shared_ptr<const data::DistributedSampler> sampler;
+  if (world.size > 1)
+    sampler = std::make_shared<data::DistributedSampler>(
+        train, data::DistributedSamplerOptions{.num_replicas = world.size, .rank = world.rank,
+                                               .shuffle = true, .seed = c.seed});
+  data::DataLoader loader(train, data::LoaderOptions{.batch_size = c.batch, .shuffle = !sampler,
+                                                     .sampler = sampler, .drop_last = true,
+                                                     .seed = c.seed, .transform = train_transform(c)});
   KILN_CHECK(loader.num_batches() > 0, "batch: ", c.batch, " is larger than the ", train.size(),
              " training images");
   const int64_t steps_per_epoch = loader.num_batches();
@@ -204,41 +275,65 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
   auto scheduler = make_scheduler(c, *opt, total_steps);
 
   RunResult result;
-  // Running sums of the epoch in progress, saved with mid-epoch checkpoints.
+  // Running sums of the epoch in progress, saved with mid-epoch checkpoints. Each rank sums its
+  // own images; the totals over the ranks are what is saved and reported.
   double epoch_loss = 0, epoch_seconds = 0;
   int64_t epoch_correct = 0, epoch_seen = 0;
+  auto epoch_totals = [&] {
+    std::vector<double> sums = {epoch_loss, static_cast<double>(epoch_correct),
+                                static_cast<double>(epoch_seen)};
+    sum_over_ranks(sums);
+    return sums;  // loss, correct, seen
+  };
 
   optim::TrainingState state;
   state.model = model.get();
   state.optimizer = opt.get();
   state.scheduler = scheduler.get();
+  // Every rank calls it at the same step; rank 0 writes.
   auto save = [&](int64_t epoch, int64_t step) {
+    const std::vector<double> totals = epoch_totals();
+    if (!world.root()) return;
     const data::LoaderState ls = loader.state();
     state.epoch = epoch;
     state.step = step;
     state.data_position = {static_cast<int64_t>(ls.seed), ls.epoch, ls.batch};
+    char loss[64];
+    std::snprintf(loss, sizeof loss, "%.17g", totals[0]);
     state.extra = {{"metrics", metrics_csv(result.epochs)},
-                   {"epoch_loss", std::to_string(epoch_loss)},
+                   {"epoch_loss", loss},
                    {"epoch_seconds", std::to_string(epoch_seconds)},
-                   {"epoch_correct", std::to_string(epoch_correct)},
-                   {"epoch_seen", std::to_string(epoch_seen)},
+                   {"epoch_correct", std::to_string(static_cast<int64_t>(totals[1]))},
+                   {"epoch_seen", std::to_string(static_cast<int64_t>(totals[2]))},
+                   {"world_size", std::to_string(world.size)},
                    {"config", c.model + " " + c.norm + " batch " + std::to_string(c.batch)}};
     optim::save_checkpoint(checkpoint_path, state);
   };
 
   int64_t start_epoch = 0, step = 0;
-  Progress progress(c.quiet, c.label);
+  Progress progress(c.quiet || !world.root(), c.label);
   if (c.resume && std::filesystem::exists(checkpoint_path)) {
+    // The data position counts batches of each rank's shard: it means the same only with as many
+    // ranks (checked first, as the other settings follow from it).
+    const Metadata saved = read_safetensors(checkpoint_path).metadata;
+    const auto saved_world = saved.find("extra.world_size");
+    const int64_t saved_size = saved_world == saved.end() ? 1 : std::stoll(saved_world->second);
+    KILN_CHECK(saved_size == world.size, checkpoint_path, ": written by a run of ", saved_size,
+               " process(es), resumed with ", world.size, "; resume with the same number (mpirun -np ",
+               saved_size, ") to continue the same data order");
+    // Every rank loads the same file: the same weights, optimizer state and data position.
     optim::load_checkpoint(checkpoint_path, state);
     KILN_CHECK(state.data_position.size() == 3, checkpoint_path,
                ": data_position: expected 3 values (seed, epoch, batch), got ", state.data_position.size());
     loader.load_state(data::LoaderState{static_cast<uint64_t>(state.data_position[0]),
                                         state.data_position[1], state.data_position[2]});
     result.epochs = parse_metrics_csv(state.extra.at("metrics"));
-    epoch_loss = std::stod(state.extra.at("epoch_loss"));
     epoch_seconds = std::stod(state.extra.at("epoch_seconds"));
-    epoch_correct = std::stoll(state.extra.at("epoch_correct"));
-    epoch_seen = std::stoll(state.extra.at("epoch_seen"));
+    if (world.root()) {  // the totals so far, counted once
+      epoch_loss = std::stod(state.extra.at("epoch_loss"));
+      epoch_correct = std::stoll(state.extra.at("epoch_correct"));
+      epoch_seen = std::stoll(state.extra.at("epoch_seen"));
+    }
     start_epoch = state.epoch;
     step = state.step;
     progress.line("resumed from " + checkpoint_path + " at epoch " + std::to_string(start_epoch + 1) +
@@ -246,7 +341,7 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
   }
 
   const Clock::time_point run_start = Clock::now();
-  int64_t images_this_session = 0;
+  int64_t images_this_session = 0;  // by this rank
   for (int64_t epoch = start_epoch; epoch < c.epochs; ++epoch) {
     Clock::time_point epoch_start = Clock::now();
     const double seconds_before = epoch_seconds;
@@ -257,6 +352,9 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
       Tensor logits = model->forward(batch->images);
       Tensor loss = nn::functional::cross_entropy(logits, batch->labels);
       loss.backward();
+#ifdef KILN_WITH_MPI
+      if (averager) averager->average();
+#endif
       opt->step();
       if (scheduler) scheduler->step();
       ++step;
@@ -268,8 +366,11 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
       for (size_t i = 0; i < predicted.size(); ++i) epoch_correct += predicted[i] == labels[i];
       epoch_seen += n;
       epoch_seconds = seconds_before + seconds_since(epoch_start);
-      const double rate = static_cast<double>(images_this_session) / std::max(seconds_since(run_start), 1e-9);
-      const double eta = static_cast<double>((total_steps - step) * c.batch) / std::max(rate, 1e-9);
+      // Rank 0's view: its own loss and accuracy, and its rate times the ranks (they run in step).
+      const double rate = static_cast<double>(images_this_session * world.size) /
+                          std::max(seconds_since(run_start), 1e-9);
+      const double eta = static_cast<double>((total_steps - step) * c.batch * world.size) /
+                         std::max(rate, 1e-9);
       progress.update(epoch + 1, c.epochs, step - epoch * steps_per_epoch, steps_per_epoch,
                       epoch_loss / static_cast<double>(epoch_seen),
                       static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen), rate, eta);
@@ -283,23 +384,27 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
         return result;
       }
     }
-    const Evaluation eval = evaluate(*model, test, c);
+    const Evaluation eval = evaluate(*model, test, c, world);
+    const std::vector<double> totals = epoch_totals();
+    const double seen = totals[2];
     EpochMetrics m;
     m.epoch = epoch + 1;
-    m.train_loss = epoch_seen ? epoch_loss / static_cast<double>(epoch_seen) : 0;
-    m.train_accuracy = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : 0;
+    m.train_loss = seen > 0 ? totals[0] / seen : 0;
+    m.train_accuracy = seen > 0 ? totals[1] / seen : 0;
     m.test_loss = eval.loss;
     m.test_accuracy = eval.accuracy;
     m.seconds = epoch_seconds;
-    m.images_per_second = epoch_seconds > 0 ? static_cast<double>(epoch_seen) / epoch_seconds : 0;
+    m.images_per_second = epoch_seconds > 0 ? seen / epoch_seconds : 0;
     result.epochs.push_back(m);
     epoch_loss = 0;
     epoch_seconds = 0;
     epoch_correct = 0;
     epoch_seen = 0;
     save(epoch + 1, step);
-    write_file_atomic(c.out + "/metrics.csv", metrics_csv(result.epochs));
-    write_curves(c.out + "/curves.svg", result.epochs, c);
+    if (world.root()) {
+      write_file_atomic(c.out + "/metrics.csv", metrics_csv(result.epochs));
+      write_curves(c.out + "/curves.svg", result.epochs, c, world);
+    }
     char line[256];
     std::snprintf(line, sizeof line,
                   "%s%sepoch %lld/%lld  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.0f img/s  %.0fs",
@@ -308,10 +413,10 @@ RunResult train_run(const RunConfig& c, const data::Dataset& train, const data::
                   m.test_loss, 100 * m.test_accuracy, m.images_per_second, m.seconds);
     progress.line(line);
   }
-  if (result.epochs.size() == static_cast<size_t>(c.epochs) && start_epoch == c.epochs) {
+  if (result.epochs.size() == static_cast<size_t>(c.epochs) && start_epoch == c.epochs && world.root()) {
     // A finished run resumed: nothing to train, the metrics came from the checkpoint.
     write_file_atomic(c.out + "/metrics.csv", metrics_csv(result.epochs));
-    write_curves(c.out + "/curves.svg", result.epochs, c);
+    write_curves(c.out + "/curves.svg", result.epochs, c, world);
   }
   return result;
 }

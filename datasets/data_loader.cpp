@@ -14,9 +14,8 @@ namespace {
 
 constexpr int64_t kMaxPrefetch = 64;
 
-// Independent streams of one seed: the shuffle of every epoch, and the augmentation of every
-// example, each get their own Philox key.
-constexpr uint64_t kShuffleStream = 1;
+// Independent streams of one seed: the shuffle of every epoch (stream 1, in sampler.cpp), and the
+// augmentation of every example, each get their own Philox key.
 constexpr uint64_t kAugmentStream = 2;
 
 uint64_t derive_key(uint64_t key, uint64_t counter) {
@@ -45,6 +44,16 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options)
              "DataLoader: prefetch must be in [0, ", kMaxPrefetch, "], got ", options_.prefetch);
   size_ = dataset_.size();
   KILN_CHECK(size_ > 0, "DataLoader: the dataset is empty");
+  if (const DistributedSampler* sampler = options_.sampler.get()) {
+    KILN_CHECK(!options_.shuffle, "DataLoader: shuffle and sampler are mutually exclusive (the "
+               "sampler shuffles: DistributedSamplerOptions::shuffle)");
+    KILN_CHECK(sampler->dataset_size() == size_, "DataLoader: the sampler was made for ",
+               sampler->dataset_size(), " examples, but the dataset has ", size_);
+    size_ = sampler->size();
+    KILN_CHECK(size_ > 0, "DataLoader: the sampler gives this rank no examples (",
+               sampler->dataset_size(), " examples, drop_last, ", sampler->options().num_replicas,
+               " replicas)");
+  }
   num_batches_ = options_.drop_last ? size_ / B : (size_ + B - 1) / B;
   KILN_CHECK(num_batches_ > 0, "DataLoader: drop_last with batch_size ", B,
              " leaves no batch of a dataset of ", size_, " examples");
@@ -79,20 +88,13 @@ void DataLoader::load_state(const LoaderState& state) {
 }
 
 DataLoader::Order DataLoader::make_order(uint64_t seed, int64_t epoch) const {
+  if (options_.sampler) return std::make_shared<const std::vector<int64_t>>(options_.sampler->indices(epoch));
   if (!options_.shuffle) return nullptr;
-  auto order = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(size_));
-  std::iota(order->begin(), order->end(), int64_t{0});
-  // Fisher-Yates: swap position i with a uniform position in [0, i].
-  Generator gen(epoch_key(seed, kShuffleStream, epoch));
-  for (int64_t i = size_ - 1; i > 0; --i) {
-    const auto j = static_cast<int64_t>(gen.next_below(static_cast<uint64_t>(i + 1)));
-    std::swap((*order)[i], (*order)[j]);
-  }
-  return order;
+  return std::make_shared<const std::vector<int64_t>>(shuffled_order(size_, seed, epoch));
 }
 
 DataLoader::Order DataLoader::cached_order(int64_t epoch) {
-  if (!options_.shuffle) return nullptr;
+  if (!options_.shuffle && !options_.sampler) return nullptr;
   orders_.erase(orders_.begin(), orders_.lower_bound(state_.epoch));
   auto it = orders_.find(epoch);
   if (it == orders_.end()) it = orders_.emplace(epoch, make_order(state_.seed, epoch)).first;
@@ -104,6 +106,7 @@ Batch DataLoader::assemble(uint64_t seed, int64_t epoch, int64_t batch, const Or
   const int64_t count = std::min(options_.batch_size, size_ - first);
   const int64_t in_numel = shape_numel(input_shape_), out_numel = shape_numel(output_shape_);
   const Transform* transform = options_.transform.get();
+  const DistributedSampler* sampler = options_.sampler.get();
   const uint64_t augment_key = epoch_key(seed, kAugmentStream, epoch);
 
   Batch out;
@@ -123,7 +126,9 @@ Batch DataLoader::assemble(uint64_t seed, int64_t epoch, int64_t batch, const Or
       int64_t label;
       if (transform) {
         label = dataset_.get_into(index, raw.data());
-        Generator gen(derive_key(augment_key, static_cast<uint64_t>(position)));
+        // Keyed on the position in the order all ranks share.
+        const int64_t shared = sampler ? sampler->global_position(position) : position;
+        Generator gen(derive_key(augment_key, static_cast<uint64_t>(shared)));
         transform->apply(raw.data(), input_shape_, image, gen);
       } else {
         label = dataset_.get_into(index, image);

@@ -11,6 +11,10 @@
 // or off and at any thread count, and a loader restored with load_state() continues exactly where
 // the saved one was.
 //
+// With a DistributedSampler (datasets/sampler.h), the loader visits only this rank's shard of each
+// epoch, in the sampler's order; each example is then augmented with the generator of its
+// position in the order all ranks share, so P ranks see exactly what one process would.
+//
 // The loader keeps a reference to the dataset, which must outlive it.
 #pragma once
 
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include <kiln/datasets/dataset.h>
+#include <kiln/datasets/sampler.h>
 #include <kiln/datasets/transforms.h>
 
 namespace kiln::data {
@@ -32,6 +37,9 @@ struct LoaderOptions {
   int64_t batch_size = 1;  ///< examples per batch
   /// Visit the examples in a new random order every epoch (else in index order).
   bool shuffle = false;
+  /// Visit this rank's shard of each epoch instead of the whole dataset (exclusive with
+  /// shuffle: the sampler shuffles). Made for the same dataset.
+  std::shared_ptr<const DistributedSampler> sampler = nullptr;
   /// Skip the last batch of an epoch when it is smaller than batch_size.
   bool drop_last = false;
   uint64_t seed = 0;  ///< keys every shuffle and augmentation
@@ -134,7 +142,7 @@ class DataLoader {
   struct Pending;
 
   using Order = std::shared_ptr<const std::vector<int64_t>>;
-  /// Epoch `epoch`'s visiting order (null when not shuffling: index order).
+  /// Epoch `epoch`'s visiting order: the sampler's, the shuffle's, or null for index order.
   Order make_order(uint64_t seed, int64_t epoch) const;
   Order cached_order(int64_t epoch);
   Batch assemble(uint64_t seed, int64_t epoch, int64_t batch, const Order& order) const;

@@ -1,7 +1,10 @@
-// BatchNorm1d and BatchNorm2d with running statistics (Ioffe and Szegedy, 2015).
+// BatchNorm1d and BatchNorm2d with running statistics (Ioffe and Szegedy, 2015), and
+// SyncBatchNorm, whose statistics run over the batches of every data-parallel rank.
 //
 // BatchNorm normalizes each channel over the set S_i = every sample of the batch, times H x W:
 // unlike GroupNorm it looks across the batch, which is why it degrades when the batch is tiny.
+// In data-parallel training "the batch" is each worker's share of it, unless the statistics are
+// synchronized across workers (SyncBatchNorm), at the cost of a collective per layer each way.
 #pragma once
 
 #include <memory>
@@ -19,6 +22,16 @@ namespace functional {
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
+
+/// batch_norm whose batch statistics, in training, run over the inputs of every rank of
+/// kiln::dist together (torch.nn.SyncBatchNorm): the mean and variance over all ranks' [N_r, C, *]
+/// inputs, and in backward the sums dL/dx needs, are combined across ranks (in rank order, in
+/// double). Every rank must call it, in the same order. dL/dweight and dL/dbias are each rank's
+/// own, for the gradient averaging to combine. Without kiln::dist initialized on more than one
+/// rank, and in eval, it is batch_norm.
+Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training,
+                       double momentum = 0.1, double eps = 1e-5);
 
 }  // namespace functional
 
@@ -46,6 +59,8 @@ class BatchNorm : public Module {
  protected:
   /// Checks the input rank for the subclass ("BatchNorm2d: expected a 4-D input ...").
   virtual void check_input(const Tensor& x) const = 0;
+  /// forward, with the batch statistics taken over every rank when synchronize is set.
+  Tensor normalize(const Tensor& x, bool synchronize);
 };
 
 /// BatchNorm1d(num_features, eps = 1e-5, momentum = 0.1, affine = true, track_running_stats =
@@ -69,6 +84,24 @@ class BatchNorm2d : public BatchNorm {
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
                        bool affine = true, bool track_running_stats = true)
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+
+ protected:
+  void check_input(const Tensor& x) const override;
+};
+
+/// SyncBatchNorm(num_features, eps = 1e-5, momentum = 0.1, affine = true, track_running_stats =
+/// true): BatchNorm whose training statistics run over the batches of all ranks of kiln::dist
+/// (functional::sync_batch_norm), so P ranks of batch B normalize like one process of batch
+/// P x B; the running statistics follow those global statistics, the same on every rank. Input
+/// [N, C, *]. Same parameters, buffers and state_dict keys as BatchNorm2d, so checkpoints load
+/// in either. On one process it is BatchNorm. GroupNorm needs none of this: its statistics never
+/// leave a sample.
+class SyncBatchNorm : public BatchNorm {
+ public:
+  explicit SyncBatchNorm(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                         bool affine = true, bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
+  Tensor forward(const Tensor& x) override;
 
  protected:
   void check_input(const Tensor& x) const override;

@@ -18,6 +18,7 @@ packages=(
   curl ca-certificates               # scripts/get-cifar10.sh
   python3                            # test helpers (local HTTP server), docs checks
   doxygen                            # the API reference (the docs target)
+  libopenmpi-dev openmpi-bin         # kiln::dist (data-parallel training over MPI), mpirun for its tests
 )
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)

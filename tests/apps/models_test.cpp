@@ -48,5 +48,5 @@ TEST_CASE("VGG FLOPs per image match WORKLOADS.md", "[apps][models]") {
 TEST_CASE("make_vgg refuses unknown names", "[apps][models]") {
   REQUIRE_THROWS_WITH(apps::vgg_blocks("vgg11"), Catch::Contains("expected vgg8 or vgg16, got 'vgg11'"));
   REQUIRE_THROWS_WITH(apps::make_vgg(apps::vgg_blocks("vgg8"), "batch"),
-                      Catch::Contains("expected one of gn, bn, ln, in, gn+ws, none, got 'batch'"));
+                      Catch::Contains("expected one of gn, bn, syncbn, ln, in, gn+ws, none, got 'batch'"));
 }
