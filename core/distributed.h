@@ -68,16 +68,22 @@ void barrier();
 /// Copies root's tensor into every rank's `t`, in place (same shape and dtype everywhere;
 /// contiguous).
 void broadcast(Tensor& t, int root = 0);
+/// broadcast of a flat buffer of `count` values, the same count on every rank.
 void broadcast(float* data, int64_t count, int root = 0);
+/// broadcast of a flat buffer of `count` values, the same count on every rank.
 void broadcast(double* data, int64_t count, int root = 0);
+/// broadcast of a flat buffer of `count` values, the same count on every rank.
 void broadcast(int64_t* data, int64_t count, int root = 0);
 
 /// Replaces `t` on every rank with the element-wise combination of all ranks' `t`, in rank order
 /// (see the top of this file). t: contiguous f32, f64 or i64, the same shape on every rank. avg
 /// divides the sum by world_size() (for i64, rounding toward zero).
 void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum);
+/// all_reduce of a flat buffer of `count` values, the same count on every rank.
 void all_reduce(float* data, int64_t count, ReduceOp op = ReduceOp::sum);
+/// all_reduce of a flat buffer of `count` values, the same count on every rank.
 void all_reduce(double* data, int64_t count, ReduceOp op = ReduceOp::sum);
+/// all_reduce of a flat buffer of `count` values, the same count on every rank.
 void all_reduce(int64_t* data, int64_t count, ReduceOp op = ReduceOp::sum);
 
 /// recv[r * count + i] = rank r's send[i]: recv holds world_size() * count values, in rank order.

@@ -41,8 +41,12 @@ struct DistributedSamplerOptions {
   bool drop_last = false;
 };
 
+/// Each rank's disjoint, seeded share of every epoch, as torch.utils.data.DistributedSampler:
+///   DistributedSampler sampler(train, {.num_replicas = dist::world_size(), .rank = dist::rank()});
 class DistributedSampler {
  public:
+  /// A sampler over the examples of `dataset`. Throws kiln::Error when rank is not in
+  /// [0, num_replicas).
   DistributedSampler(const Dataset& dataset, DistributedSamplerOptions options);
   /// The same for a dataset of `dataset_size` examples.
   DistributedSampler(int64_t dataset_size, DistributedSamplerOptions options);
@@ -52,7 +56,9 @@ class DistributedSampler {
   int64_t size() const { return num_samples_; }
   /// size() x num_replicas: the length of the padded (or cut) order all ranks share.
   int64_t total_size() const { return num_samples_ * options_.num_replicas; }
+  /// The number of examples in the dataset (n).
   int64_t dataset_size() const { return dataset_size_; }
+  /// The options it was made with.
   const DistributedSamplerOptions& options() const { return options_; }
 
   /// This rank's dataset indices for epoch `epoch`, in visiting order (size() of them).
@@ -66,7 +72,9 @@ class DistributedSampler {
   /// PyTorch's set_epoch, for a loop of your own: indices() then gives epoch `epoch`'s shard.
   /// The DataLoader does not need it: it asks for indices(e) of the epoch it is in.
   void set_epoch(int64_t epoch);
+  /// The epoch set by set_epoch (0 at first).
   int64_t epoch() const { return epoch_; }
+  /// indices(epoch()): this rank's shard of the current epoch.
   std::vector<int64_t> indices() const { return indices(epoch_); }
 
  private:

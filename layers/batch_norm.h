@@ -98,6 +98,8 @@ class BatchNorm2d : public BatchNorm {
 /// leave a sample.
 class SyncBatchNorm : public BatchNorm {
  public:
+  /// The arguments are BatchNorm's; dist::init() must have run before the first training forward
+  /// on more than one rank.
   explicit SyncBatchNorm(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
                          bool affine = true, bool track_running_stats = true)
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}

@@ -38,6 +38,7 @@ namespace kiln::dist {
 /// every rank when the ranks' modules do not have the same tensors (count, shapes and dtypes).
 void broadcast_module(nn::Module& module, int root = 0);
 
+/// How GradientAverager packs and what it synchronizes.
 struct GradientAveragerOptions {
   /// Gradients are packed into flat buckets of about this many bytes (a parameter larger than it
   /// gets a bucket of its own): one all-reduce per bucket, not one per tensor.
