@@ -15,7 +15,9 @@ ctest --test-dir "$build_dir" --output-on-failure -j2
 cmake --build "$build_dir" --target docs
 # The MPI tests (ctest names containing "mpi") ran above, 2 ranks each under mpirun, when CMake
 # found MPI; with MPI installed they must exist.
-if command -v mpirun > /dev/null && ! ctest --test-dir "$build_dir" -N -R "^mpi\\." | grep -q "Test *#"; then
+# (ctest's list is captured first: grep -q stopping early would break the pipe under pipefail.)
+if command -v mpirun > /dev/null &&
+   ! grep -q "Test *#" <<< "$(ctest --test-dir "$build_dir" -N -R "^mpi\\.")"; then
   echo "test.sh: mpirun is installed but no MPI tests are registered (KILN_WITH_MPI=OFF?)" >&2
   exit 1
 fi
