@@ -1,10 +1,12 @@
 // Shared test helpers: fixture loading and tensor comparison.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <kiln/kiln.h>
@@ -48,6 +50,18 @@ inline double worst_excess(const Tensor& a, const Tensor& b, double atol, double
     INFO("worst " << kiln_where_);                                                  \
     REQUIRE(kiln_excess_ <= 0);                                                     \
   } while (0)
+
+/// max |a - b| / max |b|: the error relative to the tensor's scale (same numel required).
+inline double relative_error(const Tensor& a, const Tensor& b) {
+  const std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  REQUIRE(va.size() == vb.size());
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    diff = std::max(diff, std::fabs(va[i] - vb[i]));
+    scale = std::max(scale, std::fabs(vb[i]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
 
 /// REQUIREs bit-identical values and equal shapes and dtypes.
 inline void require_equal(const Tensor& a, const Tensor& b) {

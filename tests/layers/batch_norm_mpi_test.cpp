@@ -11,24 +11,13 @@
 #include "../test_helpers.h"
 
 using namespace kiln;
+using kiln::testing::relative_error;
 
 namespace {
 
 // Rows [first, first + count) of dim 0.
 Tensor rows(const Tensor& t, int64_t first, int64_t count) {
   return t.slice(0, first, first + count).contiguous();
-}
-
-// max |a - b| / max |b|: the error relative to the tensor's scale.
-double relative_error(const Tensor& a, const Tensor& b) {
-  const std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
-  REQUIRE(va.size() == vb.size());
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    diff = std::max(diff, std::fabs(va[i] - vb[i]));
-    scale = std::max(scale, std::fabs(vb[i]));
-  }
-  return scale > 0 ? diff / scale : diff;
 }
 
 // The sum over the ranks of t (a copy).

@@ -13,20 +13,9 @@
 #include "models.h"
 
 using namespace kiln;
+using kiln::testing::relative_error;
 
 namespace {
-
-// max |a - b| / max |b|: the error relative to the tensor's scale.
-double relative_error(const Tensor& a, const Tensor& b) {
-  const std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
-  REQUIRE(va.size() == vb.size());
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    diff = std::max(diff, std::fabs(va[i] - vb[i]));
-    scale = std::max(scale, std::fabs(vb[i]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 // Every parameter's gradient, one after the other.
 Tensor flat_gradient(const nn::Module& net) {
