@@ -6,6 +6,8 @@
 //   kiln-cifar10 --dataset fashion-mnist --sweep 32,16,8,4,2 --epochs 2 --out runs/sweep
 //   mpirun -np 2 kiln-cifar10 --norm syncbn --batch 4 ...     data-parallel: --batch per worker
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -122,6 +124,38 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// Flag checks whose messages say what was expected and what was got ("--batch: expected an
+// integer >= 1, got 'abc'"). CLI11's PositiveNumber would say "Value abc not in range 0.000000 to"
+// followed by the largest double written out in full, and nothing about integers.
+CLI::Validator integer_at_least(int64_t lo) {
+  const std::string what = "an integer >= " + std::to_string(lo);
+  return CLI::Validator(
+      [lo, what](std::string& text) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long value = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || errno == ERANGE || value < lo)
+          return "expected " + what + ", got '" + text + "'";
+        return {};
+      },
+      lo == 1 ? "POSITIVE" : lo == 0 ? "NONNEGATIVE" : ">= " + std::to_string(lo));
+}
+
+// A finite number in [lo, hi], or in (lo, hi] when lo_open. `what` describes it in messages,
+// `name` in the usage.
+CLI::Validator number_in(double lo, double hi, bool lo_open, const std::string& what,
+                         const std::string& name) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        const bool ok = !text.empty() && *end == '\0' && std::isfinite(value) &&
+                        (lo_open ? value > lo : value >= lo) && value <= hi;
+        return ok ? std::string() : "expected " + what + ", got '" + text + "'";
+      },
+      name);
+}
+
 // Where the data may be, in the order tried.
 std::vector<std::string> candidate_dirs(const Options& o) {
   if (!o.data_dir.empty()) return {o.data_dir};
@@ -137,7 +171,9 @@ struct LoadedData {
 // Loads both splits, or prints where it looked and how to get the data, and returns nothing.
 std::optional<LoadedData> load_data(const Options& o) {
   std::vector<std::string> tried;
-  std::string last_error;
+  // bad_data: the first reader error about the data itself, not about files that are not there
+  // (the readers' "found no ..." and "found neither ..." errors).
+  std::string last_error, bad_data;
   for (const std::string& dir : candidate_dirs(o)) {
     tried.push_back(dir);
     if (!fs::exists(dir)) continue;
@@ -155,14 +191,22 @@ std::optional<LoadedData> load_data(const Options& o) {
       return d;
     } catch (const Error& e) {
       last_error = e.what();
+      const bool not_there = last_error.find(": found no") != std::string::npos ||
+                             last_error.find(": found neither") != std::string::npos;
+      if (!not_there && bad_data.empty()) bad_data = last_error;
     }
   }
   if (!o.root()) return std::nullopt;  // every rank looked; rank 0 says so
-  std::cerr << "kiln-cifar10: no " << (o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST")
-            << " data found. Looked in:";
+  const char* name = o.dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST";
+  // Files that are there but hold bad data: the reader's error is the line that matters.
+  if (!bad_data.empty()) {
+    std::cerr << "kiln-cifar10: cannot read the " << name << " data: " << bad_data << "\n  Looked in:";
+  } else {
+    std::cerr << "kiln-cifar10: no " << name << " data found. Looked in:";
+  }
   for (const std::string& t : tried) std::cerr << " " << t;
   std::cerr << "\n";
-  if (!last_error.empty()) std::cerr << "  last error: " << last_error << "\n";
+  if (bad_data.empty() && !last_error.empty()) std::cerr << "  last error: " << last_error << "\n";
   if (o.dataset == "cifar10") {
     std::cerr << "  Get CIFAR-10 (binary version, 170 MB) with:  scripts/get-cifar10.sh data/cifar10\n"
               << "  Or train on Fashion-MNIST from the Debian package instead:\n"
@@ -301,37 +345,40 @@ int main(int argc, char** argv) {
                  "statistics over all workers under mpirun; bn on one process)")
       ->check(CLI::IsMember(apps::norm_names()));
   app.add_option("--groups", o.groups, "groups of GroupNorm (min(groups, channels) per layer)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least(1));
   app.add_option("--batch", o.batch, "images per step per worker (process); under mpirun -np P "
-                 "a step trains on P x this many")->check(CLI::PositiveNumber);
-  app.add_option("--epochs", o.epochs, "epochs")->check(CLI::PositiveNumber);
+                 "a step trains on P x this many")->check(integer_at_least(1));
+  app.add_option("--epochs", o.epochs, "epochs")->check(integer_at_least(1));
   app.add_option("--optimizer", o.optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}));
   app.add_option("--lr", o.base_lr, "learning rate for a global batch of 32 (default 0.02 for "
                  "sgd, 1e-3 for adam); scaled by global batch/32, the global batch being "
-                 "workers x --batch")->check(CLI::PositiveNumber);
+                 "workers x --batch")
+      ->check(number_in(0, HUGE_VAL, true, "a number > 0", "POSITIVE"));
   app.add_flag("--no-lr-scaling", o.no_lr_scaling, "use --lr as given, whatever the batch");
-  app.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--weight-decay", o.weight_decay, "weight decay")->check(CLI::NonNegativeNumber);
+  app.add_option("--momentum", o.momentum, "SGD momentum")
+      ->check(number_in(0, 1, false, "a number in [0, 1]", "[0, 1]"));
+  app.add_option("--weight-decay", o.weight_decay, "weight decay")
+      ->check(number_in(0, HUGE_VAL, false, "a number >= 0", "NONNEGATIVE"));
   app.add_option("--schedule", o.schedule, "none, cosine or step")
       ->check(CLI::IsMember({"none", "cosine", "step"}));
   app.add_option("--threads", o.threads, "threads per process (default: KILN_NUM_THREADS, else "
                  "the cores shared among the processes on this machine)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least(1));
   app.add_option("--seed", o.seed, "seed for weights, shuffling and augmentation");
   app.add_option("--limit-train", o.limit_train, "train on the first N images only")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least(1));
   app.add_option("--limit-test", o.limit_test, "evaluate on the first N images only")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least(1));
   app.add_option("--out", o.out, "output directory");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --out");
   app.add_option("--checkpoint-steps", o.checkpoint_steps, "also checkpoint every N steps")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_at_least(0));
   app.add_option("--stop-after-steps", o.stop_after_steps,
                  "checkpoint and stop after N steps in all; --resume continues")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_at_least(0));
   app.add_option("--cifar-records", o.cifar_records,
                  "records in each CIFAR-10 file (10000; smaller for test data in the same format)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_at_least(1));
   app.add_option("--sweep", o.sweep, "batch sizes to sweep, e.g. 32,16,8,4,2");
   app.add_option("--sweep-norms", o.sweep_norms, "norms to sweep (default gn,bn)");
   app.add_flag("--no-augment", o.no_augment, "no random crop and flip for CIFAR-10");

@@ -27,6 +27,8 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // 100 MB, as the reference implementation
 constexpr size_t kMaxDims = 64;
+// The first 8 bytes of most files that are not safetensors read as an absurd header length.
+constexpr const char* kNotSafetensors = " (not a safetensors file?)";
 
 const char* st_dtype(DType d) {
   switch (d) {
@@ -386,9 +388,9 @@ SafetensorsContents parse_safetensors(const std::string& bytes, const std::strin
   KILN_CHECK(file_size >= 8, name, ": header length: expected 8 bytes, the file has ", file_size);
   const uint64_t header_len = read_u64_le(bytes.data());
   KILN_CHECK(header_len <= kMaxHeaderBytes, name, ": header length: ", header_len,
-             " bytes exceeds the limit of ", kMaxHeaderBytes);
+             " bytes exceeds the limit of ", kMaxHeaderBytes, kNotSafetensors);
   KILN_CHECK(header_len <= file_size - 8, name, ": header length: ", header_len,
-             " bytes, but only ", file_size - 8, " bytes follow");
+             " bytes, but only ", file_size - 8, " bytes follow", kNotSafetensors);
   Header header = parse_header(std::string_view(bytes).substr(8, header_len),
                                file_size - 8 - header_len, name);
   SafetensorsContents contents;
@@ -414,9 +416,9 @@ SafetensorsContents read_safetensors(const std::string& path) {
   pread_exact(fd.get(), prefix, 8, 0, path, "header length");
   const uint64_t header_len = read_u64_le(prefix);
   KILN_CHECK(header_len <= kMaxHeaderBytes, path, ": header length: ", header_len,
-             " bytes exceeds the limit of ", kMaxHeaderBytes);
+             " bytes exceeds the limit of ", kMaxHeaderBytes, kNotSafetensors);
   KILN_CHECK(header_len <= file_size - 8, path, ": header length: ", header_len,
-             " bytes, but only ", file_size - 8, " bytes follow");
+             " bytes, but only ", file_size - 8, " bytes follow", kNotSafetensors);
   std::string json(static_cast<size_t>(header_len), '\0');
   pread_exact(fd.get(), json.data(), header_len, 8, path, "header");
   Header header = parse_header(json, file_size - 8 - header_len, path);

@@ -41,6 +41,8 @@ void update_each(const std::vector<Tensor>& grads, Fn&& fn) {
 
 double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type,
                        bool error_if_nonfinite) {
+  // A negative max_norm would flip the gradients' signs; as clip_grad_value_, refuse it.
+  KILN_CHECK(max_norm >= 0, "clip_grad_norm_: max_norm must be >= 0, got ", max_norm);
   KILN_CHECK(norm_type > 0, "clip_grad_norm_: norm_type must be > 0 (or infinity), got ", norm_type);
   const std::vector<Tensor> grads = gradients(parameters, "clip_grad_norm_");
   if (grads.empty()) return 0;

@@ -15,7 +15,8 @@
 namespace kiln::optim {
 
 /// Scales the gradients so that their joint p-norm is at most max_norm, and returns the norm they
-/// had before. With error_if_nonfinite, a NaN or infinite norm throws kiln::Error (and nothing is
+/// had before. A negative or NaN max_norm throws kiln::Error (PyTorch would flip the gradients'
+/// signs). With error_if_nonfinite, a NaN or infinite norm throws kiln::Error (and nothing is
 /// scaled); otherwise the gradients are scaled by the resulting NaN, as PyTorch does.
 double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type = 2.0,
                        bool error_if_nonfinite = false);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../reliability/bad_input.h"
 #include "../temp_dir.h"
 #include "../test_helpers.h"
 
@@ -147,12 +148,36 @@ TEST_CASE("a PyTorch state_dict file loads into the same kiln architecture", "[s
 
 namespace {
 
+// How docs/reliability.md shows a file: its length prefix, its header (non-ASCII bytes as \xNN,
+// long headers cut), and the size of the rest.
+std::string describe(const std::string& bytes) {
+  if (bytes.size() < 8) return std::to_string(bytes.size()) + " bytes";
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i) length = length << 8 | static_cast<unsigned char>(bytes[i]);
+  const size_t header = static_cast<size_t>(std::min<uint64_t>(length, bytes.size() - 8));
+  std::string shown;
+  for (size_t i = 8; i < 8 + header && shown.size() < 90; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      shown += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      shown += hex;
+    }
+  }
+  if (shown.size() >= 90 && header > 90) shown += "... (" + std::to_string(header) + " bytes)";
+  std::string out = "prefix " + std::to_string(length) + ", header " + (shown.empty() ? "(empty)" : shown);
+  return out + ", " + std::to_string(bytes.size() - 8 - header) + " bytes after it";
+}
+
 // Requires that `bytes` is rejected by both readers with a message naming the file and `field`.
 void require_rejected(const std::string& bytes, const std::string& field) {
   INFO("expected an error naming '" << field << "'");
   const std::string from_memory = error_text([&] { parse_safetensors(bytes, "bad.safetensors"); });
   INFO("parse_safetensors: " << from_memory);
   REQUIRE_THAT(from_memory, Catch::StartsWith("bad.safetensors: ") && Catch::Contains(field));
+  record_bad_input("safetensors", describe(bytes), from_memory);
   TempDir dir("kiln-st");
   const std::string path = dir.file("bad.safetensors");
   write_bytes(path, bytes);
@@ -166,7 +191,7 @@ const std::string k12 = std::string(12, '\x01');
 
 }  // namespace
 
-TEST_CASE("malformed safetensors: the length prefix", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: the length prefix", "[safetensors][malformed][bad-input]") {
   REQUIRE_NOTHROW(parse_safetensors(file_of(kF32x3, k12), "good"));
   require_rejected("", "header length: expected 8 bytes, the file has 0");
   require_rejected(std::string(7, '\0'), "header length: expected 8 bytes");
@@ -175,7 +200,7 @@ TEST_CASE("malformed safetensors: the length prefix", "[safetensors][malformed]"
   require_rejected(file_of(kF32x3, k12, kF32x3.size() + 13), "header length");
 }
 
-TEST_CASE("malformed safetensors: truncations and trailing bytes", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: truncations and trailing bytes", "[safetensors][malformed][bad-input]") {
   const std::string good = file_of(kF32x3, k12);
   require_rejected(good.substr(0, good.size() - 1), "tensor 't': data_offsets: end 12 is past the 11 bytes");
   require_rejected(good.substr(0, 8 + kF32x3.size() - 5), "header length");
@@ -188,7 +213,7 @@ TEST_CASE("malformed safetensors: truncations and trailing bytes", "[safetensors
     REQUIRE_THROWS_AS(parse_safetensors(full.substr(0, n), "cut"), Error);
 }
 
-TEST_CASE("malformed safetensors: bad JSON", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: bad JSON", "[safetensors][malformed][bad-input]") {
   require_rejected(file_of(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,12]})", k12),
                    "header: not valid UTF-8 JSON");
   require_rejected(file_of("{\"t\xff\":1}", ""), "header: not valid UTF-8 JSON");
@@ -203,7 +228,7 @@ TEST_CASE("malformed safetensors: bad JSON", "[safetensors][malformed]") {
   require_rejected(file_of("{\"t\":{\"shape\":[[[[[1]]]]]}}", ""), "tensor 't': shape: expected non-negative integers, got an array");
 }
 
-TEST_CASE("malformed safetensors: dtypes and shapes", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: dtypes and shapes", "[safetensors][malformed][bad-input]") {
   require_rejected(file_of(R"({"t":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]}})", std::string(6, 0)),
                    "tensor 't': dtype: 'BF16' is not supported");
   require_rejected(file_of(R"({"t":{"dtype":7,"shape":[3],"data_offsets":[0,12]}})", k12),
@@ -232,7 +257,7 @@ TEST_CASE("malformed safetensors: dtypes and shapes", "[safetensors][malformed]"
                    "tensor 't': data_offsets: [0, 12] holds 12 bytes, but F32 [2] needs 8");
 }
 
-TEST_CASE("malformed safetensors: offsets", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: offsets", "[safetensors][malformed][bad-input]") {
   require_rejected(file_of(R"({"t":{"dtype":"F32","shape":[0],"data_offsets":[12,0]}})", k12),
                    "tensor 't': data_offsets: begin 12 is after end 0");
   require_rejected(file_of(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0]}})", k12),
@@ -261,7 +286,7 @@ TEST_CASE("malformed safetensors: offsets", "[safetensors][malformed]") {
                                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", std::string(8, 0)), "ok"));
 }
 
-TEST_CASE("malformed safetensors: names, fields and metadata", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: names, fields and metadata", "[safetensors][malformed][bad-input]") {
   require_rejected(file_of(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                            R"("t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(8, 0)),
                    "header: the name 't' appears more than once");
@@ -282,7 +307,7 @@ TEST_CASE("malformed safetensors: names, fields and metadata", "[safetensors][ma
   REQUIRE(parse_safetensors(file_of(R"({"__metadata__":null})", ""), "ok").tensors.empty());
 }
 
-TEST_CASE("malformed safetensors: random corruption never crashes", "[safetensors][malformed]") {
+TEST_CASE("malformed safetensors: random corruption never crashes", "[safetensors][malformed][bad-input]") {
   NamedTensors tensors = reference_tensors();
   const std::string good = serialize_safetensors(tensors, {{"key", "value"}});
   const uint64_t header_end = 8 + (static_cast<unsigned char>(good[0]) | static_cast<unsigned char>(good[1]) << 8);
@@ -308,19 +333,25 @@ TEST_CASE("malformed safetensors: random corruption never crashes", "[safetensor
   REQUIRE(rejected > 1000);
 }
 
-TEST_CASE("safetensors file errors name the path", "[safetensors][malformed]") {
+TEST_CASE("safetensors file errors name the path", "[safetensors][malformed][bad-input]") {
   TempDir dir("kiln-st");
-  REQUIRE_THAT(error_text([&] { load_safetensors(dir.file("missing.safetensors")); }),
-               Catch::Contains(dir.file("missing.safetensors") + ": cannot open for reading"));
-  REQUIRE_THAT(error_text([&] { load_safetensors(dir.path()); }), Catch::Contains("not a regular file"));
-  REQUIRE_THAT(error_text([&] { save_safetensors(dir.file("no/such/dir/x.safetensors"), {}); }),
-               Catch::Contains("cannot create a temporary file beside it"));
-  REQUIRE_THAT(error_text([&] { save_safetensors(dir.file("x"), {{"a", Tensor()}}); }),
-               Catch::Contains("tensor 'a' is undefined"));
-  REQUIRE_THAT(error_text([&] { save_safetensors(dir.file("x"), {{"a", Tensor::zeros({1})}, {"a", Tensor::zeros({1})}}); }),
-               Catch::Contains("the name 'a' appears twice"));
-  REQUIRE_THAT(error_text([&] { save_safetensors(dir.file("x"), {{"\xff", Tensor::zeros({1})}}); }),
-               Catch::Contains("not valid UTF-8"));
+  require_bad_input("safetensors", "load_safetensors of a missing file",
+                    [&] { load_safetensors(dir.file("missing.safetensors")); },
+                    Catch::Contains(dir.file("missing.safetensors") + ": cannot open for reading"));
+  require_bad_input("safetensors", "load_safetensors of a directory", [&] { load_safetensors(dir.path()); },
+                    Catch::Contains("not a regular file"));
+  require_bad_input("safetensors", "save_safetensors into a directory that does not exist",
+                    [&] { save_safetensors(dir.file("no/such/dir/x.safetensors"), {}); },
+                    Catch::Contains("cannot create a temporary file beside it"));
+  require_bad_input("safetensors", "save_safetensors of an undefined tensor",
+                    [&] { save_safetensors(dir.file("x"), {{"a", Tensor()}}); },
+                    Catch::Contains("tensor 'a' is undefined"));
+  require_bad_input("safetensors", "save_safetensors of two tensors named 'a'",
+                    [&] { save_safetensors(dir.file("x"), {{"a", Tensor::zeros({1})}, {"a", Tensor::zeros({1})}}); },
+                    Catch::Contains("the name 'a' appears twice"));
+  require_bad_input("safetensors", "save_safetensors of a tensor named \\xff",
+                    [&] { save_safetensors(dir.file("x"), {{"\xff", Tensor::zeros({1})}}); },
+                    Catch::Contains("not valid UTF-8"));
 }
 
 // ---- atomic saves ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../reliability/bad_input.h"
 #include "../temp_dir.h"
 #include "../test_helpers.h"
 #include "tiny_mlp.h"
@@ -138,7 +139,7 @@ TEST_CASE("a checkpoint holds the model, optimizer, scheduler, generators and po
   REQUIRE(u.next_batch == 5);
 }
 
-TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[optim][checkpoint]") {
+TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[optim][checkpoint][bad-input]") {
   TempDir dir("kiln-ckpt");
   Trainer t(0);
   t.train_step();
@@ -152,8 +153,9 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[opt
   const uint64_t default_offset = default_generator().offset(), augment_offset = u.augment.offset();
   optim::TrainingState s = u.state();
   s.model = other.get();
-  REQUIRE_THAT(error_text([&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); }),
-               Catch::StartsWith(dir.file("ckpt.safetensors") + ": ") && Catch::Contains("fc1.weight"));
+  require_bad_input("checkpoint", "load_checkpoint of a TinyMLP(6, 16, 3) run into TinyMLP(6, 8, 3)",
+                    [&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); },
+                    Catch::StartsWith(dir.file("ckpt.safetensors") + ": ") && Catch::Contains("fc1.weight"));
   REQUIRE(default_generator().offset() == default_offset);
   REQUIRE(u.augment.offset() == augment_offset);
   REQUIRE(u.opt->state(0).at("step").item<int64_t>() == 1);
@@ -164,22 +166,25 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[opt
   optim::SGD sgd(u.model->parameters());
   s = u.state();
   s.optimizer = &sgd;
-  REQUIRE_THAT(error_text([&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); }),
-               Catch::Contains("optimizer state: type: the state was saved by AdamW, but this is SGD"));
+  require_bad_input("checkpoint", "load_checkpoint of an AdamW run with an SGD optimizer",
+                    [&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); },
+                    Catch::Contains("optimizer state: type: the state was saved by AdamW, but this is SGD"));
   REQUIRE(u.model->fc1->weight.to_vector<float>() == weights);
 
   // A generator the file does not have.
   Generator extra(1);
   s = u.state();
   s.generators.emplace_back("noise", &extra);
-  REQUIRE_THAT(error_text([&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); }),
-               Catch::Contains("rng.noise.seed: missing"));
+  require_bad_input("checkpoint", "load_checkpoint asked for a generator the file does not have",
+                    [&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), s); },
+                    Catch::Contains("rng.noise.seed: missing"));
 
   // A plain state dict is not a training checkpoint.
   save_safetensors(dir.file("weights.safetensors"), u.model->state_dict());
   s = u.state();
-  REQUIRE_THAT(error_text([&] { optim::load_checkpoint(dir.file("weights.safetensors"), s); }),
-               Catch::Contains("kiln.checkpoint: missing; this is not a kiln training checkpoint"));
+  require_bad_input("checkpoint", "load_checkpoint of a plain state dict file",
+                    [&] { optim::load_checkpoint(dir.file("weights.safetensors"), s); },
+                    Catch::Contains("kiln.checkpoint: missing; this is not a kiln training checkpoint"));
 }
 
 // The second half of the resume test, run by the first in a fresh process (see below). Hidden: it
