@@ -368,7 +368,7 @@ MaxPool2d::MaxPool2d(int64_t kernel_size, Pool2dOptions options)
   KILN_CHECK(kernel_size > 0 && stride > 0 && padding >= 0 && padding <= kernel_size / 2,
              "MaxPool2d: expected kernel_size > 0, stride > 0 (0 means kernel_size) and"
              " 0 <= padding <= kernel_size / 2, got kernel_size=", kernel_size, ", stride=",
-             options.stride, ", padding=", padding);
+             stride, ", padding=", padding);
 }
 
 Tensor MaxPool2d::forward(const Tensor& x) {
@@ -388,7 +388,7 @@ AvgPool2d::AvgPool2d(int64_t kernel_size, Pool2dOptions options, bool count_incl
   KILN_CHECK(kernel_size > 0 && stride > 0 && padding >= 0 && padding <= kernel_size / 2,
              "AvgPool2d: expected kernel_size > 0, stride > 0 (0 means kernel_size) and"
              " 0 <= padding <= kernel_size / 2, got kernel_size=", kernel_size, ", stride=",
-             options.stride, ", padding=", padding);
+             stride, ", padding=", padding);
 }
 
 Tensor AvgPool2d::forward(const Tensor& x) {
