@@ -59,6 +59,16 @@ std::string dim_field(size_t d, int64_t ndim) {
 IdxFile::IdxFile(const std::string& path, int64_t ndim, const std::string& who,
                  const IdxLimits& limits)
     : stream_(std::make_unique<ByteStream>(path, who)) {
+  read_header(ndim, limits);
+}
+
+IdxFile::IdxFile(std::span<const uint8_t> bytes, const std::string& name, int64_t ndim,
+                 const std::string& who, const IdxLimits& limits)
+    : stream_(std::make_unique<ByteStream>(bytes, name, who)) {
+  read_header(ndim, limits);
+}
+
+void IdxFile::read_header(int64_t ndim, const IdxLimits& limits) {
   KILN_CHECK(ndim >= 1 && ndim <= 255, "IdxFile: ndim must be in [1, 255], got ", ndim);
   uint8_t magic_bytes[4];
   stream_->read_exact(magic_bytes, 4, "magic");
