@@ -200,3 +200,15 @@ TEST_CASE("IdxFile reports a missing file or a directory") {
   CHECK_THAT(read_error(dir / "absent"), Contains("absent: cannot open: no such file"));
   CHECK_THAT(read_error(dir.str()), Contains("not a regular file"));
 }
+
+TEST_CASE("IdxFile reads bytes in memory as it reads the same file") {
+  for (const Bytes& bytes : {kImages, kiln::test::gzip(kImages)}) {
+    IdxFile file(std::span<const uint8_t>(bytes), "in-memory", 3, "Test");
+    CHECK(file.path() == "in-memory");
+    CHECK(file.dims() == std::vector<int64_t>{3, 4, 5});
+    CHECK(file.read_data() == kPixels);
+  }
+  Bytes truncated(kImages.begin(), kImages.end() - 1);
+  CHECK_THAT(error_of([&] { IdxFile(std::span<const uint8_t>(truncated), "cut", 3, "Test"); }),
+             Contains("Test: cut: file size 75 bytes, but the header declares 76"));
+}
