@@ -1,5 +1,6 @@
 #include <kiln/datasets/idx.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -135,8 +136,28 @@ void IdxFile::read_data(uint8_t* dst) {
 }
 
 std::vector<uint8_t> IdxFile::read_data() {
-  std::vector<uint8_t> data(static_cast<size_t>(data_bytes_));
-  read_data(data.data());
+  const size_t total = static_cast<size_t>(data_bytes_);
+  std::vector<uint8_t> data;
+  if (!stream_->gzipped()) {
+    // The raw size was checked against the file's, so the claim is backed by real bytes.
+    data.resize(total);
+    read_data(data.data());
+    return data;
+  }
+  // Only the gzip trailer vouches for the inflated size, and it is easily forged: grow by at most
+  // doubling, so the buffer stays within twice what the stream has really delivered.
+  constexpr size_t kFirstChunk = size_t{1} << 16;
+  while (data.size() < total) {
+    const size_t have = data.size();
+    const size_t chunk = std::min(total - have, std::max(kFirstChunk, have));
+    data.resize(have + chunk);
+    stream_->read_exact(data.data() + have, chunk,
+                        chunk == total ? std::string("data")
+                                       : "data bytes [" + std::to_string(have) + ", " +
+                                             std::to_string(have + chunk) + ") of " +
+                                             std::to_string(total));
+  }
+  stream_->expect_end(stream_->position());
   return data;
 }
 

@@ -8,6 +8,8 @@
 // with checked multiplication) and checks the declared size against the file (its size on disk,
 // or the gzip trailer's inflated size) before anything is allocated, so a caller can compare two
 // files' headers before it reads either body. Reading the body then checks every byte again.
+// The gzip trailer's size can be forged, so read_data() grows its buffer as gzip data inflates
+// rather than trusting it.
 //
 // IdxFile reads a file by path, or the same bytes already in memory:
 //   IdxFile images(std::span<const uint8_t>(bytes), "images", 3, "Test");
@@ -52,7 +54,8 @@ class IdxFile {
 
   /// Reads the data_bytes() bytes of data into dst, then checks that the file ends there.
   void read_data(uint8_t* dst);
-  /// The same, into a new vector.
+  /// The same, into a new vector. For a gzipped file the vector grows as data inflates, so a
+  /// forged size costs at most about twice the data actually present.
   std::vector<uint8_t> read_data();
 
  private:

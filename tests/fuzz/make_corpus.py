@@ -52,6 +52,10 @@ def main():
     files["idx/labels-8.gz"] = gzip.compress(idx([8], labels), mtime=0)
     files["idx/images-2x4x5"] = images
     files["idx/images-2x4x5.gz"] = gzip.compress(images, mtime=0)
+    # Level 0 keeps the IDX bytes verbatim inside the gzip stream (stored blocks), so mutations
+    # reach the header and the data behind the gzip framing, not only the deflate codes.
+    files["idx/labels-8.stored.gz"] = gzip.compress(idx([8], labels), compresslevel=0, mtime=0)
+    files["idx/images-2x4x5.stored.gz"] = gzip.compress(images, compresslevel=0, mtime=0)
     files["idx/images-1x28x28.gz"] = gzip.compress(idx([1, 28, 28], pattern(784, 3)), mtime=0)
     files["idx/images-3x1x1"] = idx([3, 1, 1], b"\x00\x7f\xff")
 
