@@ -1,6 +1,7 @@
-// libFuzzer target: the CIFAR-10 readers on arbitrary bytes, as a batch file (records of a label
-// and 3072 pixels) and as the text of batches.meta.txt. A kiln::Error is the expected answer to
-// bad input; anything else (a crash, another exception, a sanitizer report) is a finding.
+// fuzz_cifar10, a libFuzzer target: the CIFAR-10 readers on arbitrary bytes, as a batch file
+// (records of a label and 3072 pixels) and as the text of batches.meta.txt. A kiln::Error is the
+// expected answer to bad input; anything else (a crash, another exception, a sanitizer report) is a
+// finding.
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -1,6 +1,7 @@
-// libFuzzer target: IdxFile on arbitrary bytes, raw or gzipped, as an images file (3 dims) and as
-// a labels file (1 dim). A kiln::Error is the expected answer to bad input; anything else (a
-// crash, another exception, a sanitizer report, an allocation past -malloc_limit_mb) is a finding.
+// fuzz_idx, a libFuzzer target: IdxFile on arbitrary bytes, raw or gzipped, as an images file (3
+// dims) and as a labels file (1 dim). A kiln::Error is the expected answer to bad input; anything
+// else (a crash, another exception, a sanitizer report, an allocation past -malloc_limit_mb) is a
+// finding.
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -1,7 +1,7 @@
-// libFuzzer target: parse_safetensors on arbitrary bytes. A kiln::Error is the expected answer to
-// bad input; anything else (a crash, another exception, a sanitizer report) is a finding. What it
-// accepts must also survive a round trip: serialize_safetensors() of the result parses back to the
-// same names, dtypes, shapes, bytes and metadata.
+// fuzz_safetensors, a libFuzzer target: parse_safetensors on arbitrary bytes. A kiln::Error is the
+// expected answer to bad input; anything else (a crash, another exception, a sanitizer report) is a
+// finding. What it accepts must also survive a round trip: serialize_safetensors() of the result
+// parses back to the same names, dtypes, shapes, bytes and metadata.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
