@@ -13,6 +13,8 @@ namespace kiln {
 namespace {
 
 constexpr size_t kAlignment = 64;
+
+#ifndef KILN_EXACT_ALLOCATIONS
 constexpr size_t kCachedMin = size_t{64} << 10;   // smaller blocks go straight to malloc
 constexpr size_t kPage = size_t{4} << 10;
 
@@ -25,6 +27,7 @@ bool cache_enabled() {
   }();
   return enabled;
 }
+#endif
 
 // Free lists of large blocks by rounded size.
 class BlockCache {
@@ -76,6 +79,20 @@ BlockCache& cache() {
 
 }  // namespace
 
+#ifdef KILN_EXACT_ALLOCATIONS
+// Fuzzing and sanitizer builds: every block is exactly the size asked for, fresh from malloc and
+// never cached, so AddressSanitizer sees any access past its end or after its release.
+// (posix_memalign, because aligned_alloc wants a size that is a multiple of the alignment.)
+void* allocate(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  void* ptr = nullptr;
+  KILN_CHECK(::posix_memalign(&ptr, kAlignment, nbytes) == 0,
+             "allocate: out of memory, failed to allocate ", nbytes, " bytes");
+  return ptr;
+}
+
+void deallocate(void* ptr, size_t) noexcept { std::free(ptr); }
+#else
 void* allocate(size_t nbytes) {
   if (nbytes == 0) return nullptr;
   const bool cached = nbytes >= kCachedMin && cache_enabled();
@@ -105,6 +122,7 @@ void deallocate(void* ptr, size_t nbytes) noexcept {
   }
   std::free(ptr);
 }
+#endif
 
 AllocatorStats allocator_stats() { return cache().stats(); }
 void empty_cache() { cache().clear(); }

@@ -37,7 +37,20 @@ ByteStream::ByteStream(std::string path, std::string who, Compression compressio
   if (::fstat(::fileno(file_.get()), &st) != 0)
     fail(std::string("cannot stat: ") + std::strerror(errno));
   file_size_ = static_cast<uint64_t>(st.st_size);
+  detect_compression(compression);
+}
 
+ByteStream::ByteStream(std::span<const uint8_t> bytes, std::string name, std::string who,
+                       Compression compression)
+    : path_(std::move(name)),
+      who_(std::move(who)),
+      memory_(bytes),
+      file_size_(bytes.size()),
+      in_(new uint8_t[kInputBuffer]) {
+  detect_compression(compression);
+}
+
+void ByteStream::detect_compression(Compression compression) {
   // The first bytes decide the format. They stay in the buffer for whichever reader follows.
   refill();
   if (compression == Compression::Detect && in_end_ - in_begin_ >= 2 && in_[0] == 0x1f &&
@@ -61,8 +74,9 @@ uint32_t ByteStream::gzip_declared_size() const {
   // 18 bytes: the smallest gzip member (10-byte header, empty deflate data, 8-byte trailer).
   if (file_size_ < 18) fail("truncated gzip file: " + std::to_string(file_size_) + " bytes");
   uint8_t bytes[4];
-  const auto at = static_cast<off_t>(file_size_ - 4);
-  if (::pread(::fileno(file_.get()), bytes, 4, at) != 4) {
+  if (file_ == nullptr) {
+    std::memcpy(bytes, memory_.data() + memory_.size() - 4, 4);
+  } else if (::pread(::fileno(file_.get()), bytes, 4, static_cast<off_t>(file_size_ - 4)) != 4) {
     fail(std::string("cannot read the gzip trailer: ") + std::strerror(errno));
   }
   // ISIZE is little-endian.
@@ -70,13 +84,24 @@ uint32_t ByteStream::gzip_declared_size() const {
          (uint32_t{bytes[3]} << 24);
 }
 
-// Appends file bytes to the input buffer (compacting it first); returns how many were added.
+// Takes up to n bytes from the file (or the memory) into dst; returns how many it took.
+size_t ByteStream::read_source(uint8_t* dst, size_t n) {
+  if (file_ == nullptr) {
+    const size_t got = std::min(n, memory_.size() - memory_read_);
+    if (got > 0) std::memcpy(dst, memory_.data() + memory_read_, got);
+    memory_read_ += got;
+    return got;
+  }
+  const size_t got = std::fread(dst, 1, n, file_.get());
+  if (got < n && std::ferror(file_.get())) fail(std::string("read error: ") + std::strerror(errno));
+  return got;
+}
+
+// Appends source bytes to the input buffer (compacting it first); returns how many were added.
 size_t ByteStream::refill() {
   if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   if (in_end_ == kInputBuffer) return 0;
-  const size_t got = std::fread(in_.get() + in_end_, 1, kInputBuffer - in_end_, file_.get());
-  if (got == 0 && std::ferror(file_.get()))
-    fail(std::string("read error: ") + std::strerror(errno));
+  const size_t got = read_source(in_.get() + in_end_, kInputBuffer - in_end_);
   in_end_ += got;
   return got;
 }
@@ -95,11 +120,7 @@ void ByteStream::read_raw(uint8_t* dst, size_t n, const std::string& field) {
   size_t got = std::min(n, in_end_ - in_begin_);
   std::memcpy(dst, in_.get() + in_begin_, got);
   in_begin_ += got;
-  if (got < n) {
-    got += std::fread(dst + got, 1, n - got, file_.get());
-    if (got < n && std::ferror(file_.get()))
-      fail(std::string("read error: ") + std::strerror(errno));
-  }
+  if (got < n) got += read_source(dst + got, n - got);
   if (got < n) {
     fail(field + ": truncated: expected " + std::to_string(n) + " bytes, the file ends after " +
          std::to_string(got) + " (at byte " + std::to_string(position_ + got) + ")");

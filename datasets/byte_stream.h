@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace kiln::data {
@@ -24,17 +25,21 @@ class ByteStream {
   /// Opens `path`. `who` (e.g. "FashionMNIST") starts every error message. With
   /// Compression::None, a file that happens to start with 1f 8b is read as it is.
   ByteStream(std::string path, std::string who, Compression compression = Compression::Detect);
+  /// Reads `bytes` already in memory, exactly as it would read a file holding them. The bytes are
+  /// not copied and must outlive the stream; `name` stands for the path in messages.
+  ByteStream(std::span<const uint8_t> bytes, std::string name, std::string who,
+             Compression compression = Compression::Detect);
   ~ByteStream();
   ByteStream(const ByteStream&) = delete;
   ByteStream& operator=(const ByteStream&) = delete;
 
-  /// The file's path.
+  /// The file's path (or the name given to bytes in memory).
   const std::string& path() const { return path_; }
   /// True when the file is being inflated.
   bool gzipped() const { return gzipped_; }
   /// Bytes delivered so far (after inflation).
   uint64_t position() const { return position_; }
-  /// The size of the file on disk (compressed, for gzip).
+  /// The size of the file on disk, or of the bytes in memory (compressed, for gzip).
   uint64_t file_size() const { return file_size_; }
   /// gzip only: the inflated size modulo 2^32 that the last 4 bytes of the file (the ISIZE field
   /// of the trailer) declare. Lets a reader compare it with its header before allocating.
@@ -49,6 +54,8 @@ class ByteStream {
   [[noreturn]] void fail(const std::string& message) const;
 
  private:
+  void detect_compression(Compression compression);
+  size_t read_source(uint8_t* dst, size_t n);
   size_t refill();
   void read_raw(uint8_t* dst, size_t n, const std::string& field);
   void read_gzip(uint8_t* dst, size_t n, const std::string& field);
@@ -58,7 +65,9 @@ class ByteStream {
   struct FileCloser {
     void operator()(std::FILE* file) const { std::fclose(file); }
   };
-  std::unique_ptr<std::FILE, FileCloser> file_;
+  std::unique_ptr<std::FILE, FileCloser> file_;  // null when reading from memory
+  std::span<const uint8_t> memory_;                // the bytes in memory, when file_ is null
+  size_t memory_read_ = 0;                         // of memory_, bytes already taken
   bool gzipped_ = false;
   bool stream_ended_ = false;  // gzip: inflate reported Z_STREAM_END
   uint64_t position_ = 0;

@@ -47,21 +47,51 @@ std::vector<std::string> read_class_names(const fs::path& path) {
   ByteStream stream(path.string(), "CIFAR10", ByteStream::Compression::None);
   stream.read_exact(text.data(), text.size(), "class names");
   stream.expect_end(size);
+  return parse_cifar10_classes(text, path.string());
+}
 
-  std::vector<std::string> names;
-  size_t begin = 0;
-  while (begin <= text.size()) {
-    size_t end = text.find('\n', begin);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(begin, end - begin);
-    const size_t first = line.find_first_not_of(" \t\r");
-    const size_t last = line.find_last_not_of(" \t\r");
-    if (first != std::string::npos) names.push_back(line.substr(first, last - first + 1));
-    begin = end + 1;
+// The file size against the record size and, when `expected` > 0, against that record count;
+// returns the record count.
+int64_t check_batch_size(uintmax_t size, int64_t expected, const std::string& name) {
+  KILN_CHECK(size % CIFAR10::kRecordBytes == 0, "CIFAR10: ", name, ": file size ", size,
+             " is not a multiple of the ", CIFAR10::kRecordBytes,
+             "-byte record (1 label + 3072 pixels): truncated or not CIFAR-10 binary");
+  const uintmax_t records = size / CIFAR10::kRecordBytes;
+  if (expected > 0) {
+    KILN_CHECK(records == static_cast<uintmax_t>(expected), "CIFAR10: ", name,
+               ": record count: expected ", expected, " records (",
+               expected * CIFAR10::kRecordBytes, " bytes), got ", records, " (", size, " bytes)");
+  } else {
+    KILN_CHECK(records >= 1 && records <= static_cast<uintmax_t>(kMaxRecordsPerFile), "CIFAR10: ",
+               name, ": record count: expected 1 to ", kMaxRecordsPerFile, " records, got ",
+               records, " (", size, " bytes)");
   }
-  KILN_CHECK(static_cast<int64_t>(names.size()) == kNumClasses, "CIFAR10: ", path.string(),
-             ": class names: expected ", kNumClasses, " non-empty lines, got ", names.size());
-  return names;
+  return static_cast<int64_t>(records);
+}
+
+// Reads `records` records from `stream` into labels[0, records) and pixels[0, records * 3072),
+// checking every label, then checks that the stream ends there.
+void read_records(ByteStream& stream, int64_t records, uint8_t* labels, uint8_t* pixels) {
+  for (int64_t r = 0; r < records; ++r) {
+    uint8_t& label = labels[r];
+    stream.read_exact(&label, 1, "record " + std::to_string(r) + " label");
+    if (label >= kNumClasses) {
+      stream.fail("record " + std::to_string(r) + " label: " + std::to_string(label) +
+                  " is out of range [0, " + std::to_string(kNumClasses) + ")");
+    }
+    stream.read_exact(pixels + r * CIFAR10::kImageBytes, CIFAR10::kImageBytes,
+                      "record " + std::to_string(r) + " pixels");
+  }
+  stream.expect_end(static_cast<uint64_t>(records * CIFAR10::kRecordBytes));
+}
+
+ImageBytes empty_contents(int64_t records) {
+  ImageBytes contents;
+  contents.name = "CIFAR10";
+  contents.image_shape = {3, 32, 32};
+  contents.pixels.resize(static_cast<size_t>(records * CIFAR10::kImageBytes));
+  contents.labels.resize(static_cast<size_t>(records));
+  return contents;
 }
 
 }  // namespace
@@ -86,42 +116,49 @@ ImageBytes read_cifar10(const std::string& root, Split split, const CIFAR10Optio
     std::error_code ec;
     const uintmax_t size = fs::file_size(path, ec);
     if (ec) KILN_FAIL("CIFAR10: ", path.string(), ": cannot open: ", ec.message());
-    KILN_CHECK(size % CIFAR10::kRecordBytes == 0, "CIFAR10: ", path.string(), ": file size ", size,
-               " is not a multiple of the ", CIFAR10::kRecordBytes,
-               "-byte record (1 label + 3072 pixels): truncated or not CIFAR-10 binary");
-    KILN_CHECK(size / CIFAR10::kRecordBytes == static_cast<uintmax_t>(records),
-               "CIFAR10: ", path.string(), ": record count: expected ", records, " records (",
-               records * CIFAR10::kRecordBytes, " bytes), got ", size / CIFAR10::kRecordBytes, " (",
-               size, " bytes)");
+    check_batch_size(size, records, path.string());
     paths.push_back(path);
   }
 
-  ImageBytes contents;
-  contents.name = "CIFAR10";
-  contents.image_shape = {3, 32, 32};
-  const int64_t total = records * static_cast<int64_t>(paths.size());
-  contents.pixels.resize(static_cast<size_t>(total * CIFAR10::kImageBytes));
-  contents.labels.resize(static_cast<size_t>(total));
-
-  int64_t n = 0;
-  for (const fs::path& path : paths) {
-    ByteStream stream(path.string(), "CIFAR10", ByteStream::Compression::None);
-    for (int64_t r = 0; r < records; ++r, ++n) {
-      uint8_t& label = contents.labels[n];
-      stream.read_exact(&label, 1, "record " + std::to_string(r) + " label");
-      if (label >= kNumClasses) {
-        stream.fail("record " + std::to_string(r) + " label: " + std::to_string(label) +
-                    " is out of range [0, " + std::to_string(kNumClasses) + ")");
-      }
-      stream.read_exact(contents.pixels.data() + n * CIFAR10::kImageBytes, CIFAR10::kImageBytes,
-                        "record " + std::to_string(r) + " pixels");
-    }
-    stream.expect_end(static_cast<uint64_t>(records * CIFAR10::kRecordBytes));
+  ImageBytes contents = empty_contents(records * static_cast<int64_t>(paths.size()));
+  for (size_t f = 0; f < paths.size(); ++f) {
+    ByteStream stream(paths[f].string(), "CIFAR10", ByteStream::Compression::None);
+    const int64_t first = records * static_cast<int64_t>(f);
+    read_records(stream, records, contents.labels.data() + first,
+                 contents.pixels.data() + first * CIFAR10::kImageBytes);
   }
 
   const fs::path meta = dir / "batches.meta.txt";
   contents.classes = path_exists(meta) ? read_class_names(meta) : CIFAR10::default_classes();
   return contents;
+}
+
+ImageBytes read_cifar10_batch(std::span<const uint8_t> bytes, const std::string& name) {
+  const int64_t records = check_batch_size(bytes.size(), 0, name);
+  ImageBytes contents = empty_contents(records);
+  ByteStream stream(bytes, name, "CIFAR10", ByteStream::Compression::None);
+  read_records(stream, records, contents.labels.data(), contents.pixels.data());
+  contents.classes = CIFAR10::default_classes();
+  return contents;
+}
+
+std::vector<std::string> parse_cifar10_classes(std::string_view text, const std::string& name) {
+  KILN_CHECK(text.size() <= static_cast<size_t>(kMaxMetaBytes), "CIFAR10: ", name, ": size ",
+             text.size(), " exceeds the cap of ", kMaxMetaBytes, " bytes for class names");
+  std::vector<std::string> names;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(begin, end - begin);
+    const size_t first = line.find_first_not_of(" \t\r");
+    const size_t last = line.find_last_not_of(" \t\r");
+    if (first != std::string_view::npos) names.emplace_back(line.substr(first, last - first + 1));
+    begin = end + 1;
+  }
+  KILN_CHECK(static_cast<int64_t>(names.size()) == kNumClasses, "CIFAR10: ", name,
+             ": class names: expected ", kNumClasses, " non-empty lines, got ", names.size());
+  return names;
 }
 
 CIFAR10::CIFAR10(const std::string& root, Split split, const CIFAR10Options& options)

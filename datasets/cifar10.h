@@ -7,10 +7,14 @@
 // fetches it). Each file is a sequence of 3073-byte records: 1 label byte, then 3072 pixel bytes,
 // the R, G and B planes of 32x32 in row-major order, which is already [C, H, W]. Class names come
 // from batches.meta.txt when it is present.
+//
+// read_cifar10_batch() and parse_cifar10_classes() read the same formats from bytes in memory.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <kiln/datasets/in_memory_images.h>
@@ -40,5 +44,14 @@ class CIFAR10 : public InMemoryImages {
 /// Reads a split of CIFAR-10: checks every file's size against the record size and count before
 /// allocating, then every label while reading.
 ImageBytes read_cifar10(const std::string& root, Split split, const CIFAR10Options& options = {});
+
+/// Reads one batch file (the format of data_batch_1.bin) from `bytes` in memory: a whole number
+/// of records, from 1 to 100000, each label checked. `name` stands for the path in error
+/// messages; the classes are CIFAR10::default_classes().
+ImageBytes read_cifar10_batch(std::span<const uint8_t> bytes, const std::string& name);
+
+/// The class names in the text of a batches.meta.txt: exactly ten non-empty lines, in label
+/// order, trimmed of blanks. `name` stands for the path in error messages.
+std::vector<std::string> parse_cifar10_classes(std::string_view text, const std::string& name);
 
 }  // namespace kiln::data

@@ -1,5 +1,6 @@
 #include <kiln/datasets/idx.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -59,6 +60,16 @@ std::string dim_field(size_t d, int64_t ndim) {
 IdxFile::IdxFile(const std::string& path, int64_t ndim, const std::string& who,
                  const IdxLimits& limits)
     : stream_(std::make_unique<ByteStream>(path, who)) {
+  read_header(ndim, limits);
+}
+
+IdxFile::IdxFile(std::span<const uint8_t> bytes, const std::string& name, int64_t ndim,
+                 const std::string& who, const IdxLimits& limits)
+    : stream_(std::make_unique<ByteStream>(bytes, name, who)) {
+  read_header(ndim, limits);
+}
+
+void IdxFile::read_header(int64_t ndim, const IdxLimits& limits) {
   KILN_CHECK(ndim >= 1 && ndim <= 255, "IdxFile: ndim must be in [1, 255], got ", ndim);
   uint8_t magic_bytes[4];
   stream_->read_exact(magic_bytes, 4, "magic");
@@ -125,8 +136,28 @@ void IdxFile::read_data(uint8_t* dst) {
 }
 
 std::vector<uint8_t> IdxFile::read_data() {
-  std::vector<uint8_t> data(static_cast<size_t>(data_bytes_));
-  read_data(data.data());
+  const size_t total = static_cast<size_t>(data_bytes_);
+  std::vector<uint8_t> data;
+  if (!stream_->gzipped()) {
+    // The raw size was checked against the file's, so the claim is backed by real bytes.
+    data.resize(total);
+    read_data(data.data());
+    return data;
+  }
+  // Only the gzip trailer vouches for the inflated size, and it is easily forged: grow by at most
+  // doubling, so the buffer stays within twice what the stream has really delivered.
+  constexpr size_t kFirstChunk = size_t{1} << 16;
+  while (data.size() < total) {
+    const size_t have = data.size();
+    const size_t chunk = std::min(total - have, std::max(kFirstChunk, have));
+    data.resize(have + chunk);
+    stream_->read_exact(data.data() + have, chunk,
+                        chunk == total ? std::string("data")
+                                       : "data bytes [" + std::to_string(have) + ", " +
+                                             std::to_string(have + chunk) + ") of " +
+                                             std::to_string(total));
+  }
+  stream_->expect_end(stream_->position());
   return data;
 }
 

@@ -8,10 +8,16 @@
 // with checked multiplication) and checks the declared size against the file (its size on disk,
 // or the gzip trailer's inflated size) before anything is allocated, so a caller can compare two
 // files' headers before it reads either body. Reading the body then checks every byte again.
+// The gzip trailer's size can be forged, so read_data() grows its buffer as gzip data inflates
+// rather than trusting it.
+//
+// IdxFile reads a file by path, or the same bytes already in memory:
+//   IdxFile images(std::span<const uint8_t>(bytes), "images", 3, "Test");
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,8 +39,13 @@ class IdxFile {
   /// starts every error message (e.g. "FashionMNIST").
   IdxFile(const std::string& path, int64_t ndim, const std::string& who,
           const IdxLimits& limits = {});
+  /// Validates the header of the IDX file held in `bytes` (raw or gzipped), as the path
+  /// constructor does. The bytes are not copied and must outlive the IdxFile; `name` stands for
+  /// the path in error messages.
+  IdxFile(std::span<const uint8_t> bytes, const std::string& name, int64_t ndim,
+          const std::string& who, const IdxLimits& limits = {});
 
-  /// The file's path.
+  /// The file's path (or the name given to bytes in memory).
   const std::string& path() const { return stream_->path(); }
   /// The sizes the header declares: [count] for labels, [count, rows, cols] for images.
   const std::vector<int64_t>& dims() const { return dims_; }
@@ -43,10 +54,13 @@ class IdxFile {
 
   /// Reads the data_bytes() bytes of data into dst, then checks that the file ends there.
   void read_data(uint8_t* dst);
-  /// The same, into a new vector.
+  /// The same, into a new vector. For a gzipped file the vector grows as data inflates, so a
+  /// forged size costs at most about twice the data actually present.
   std::vector<uint8_t> read_data();
 
  private:
+  void read_header(int64_t ndim, const IdxLimits& limits);
+
   std::unique_ptr<ByteStream> stream_;
   std::vector<int64_t> dims_;
   int64_t data_bytes_ = 0;

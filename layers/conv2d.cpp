@@ -403,7 +403,8 @@ void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r
   for (int64_t c = c0; c < c1; ++c) {
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
-        const auto [lo, hi] = valid_columns(g, j);
+        const ValidRange valid = valid_columns(g, j);
+        const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
         // x_cj[n image + ih W + k s] = x[n, c, ih, (lo + k) s - p + j d], the first valid column
         const T* x_cj = x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
@@ -437,7 +438,8 @@ void col2im(const ConvGeometry& g, const T* dcols, int64_t c0, int64_t c1, int64
   for (int64_t c = c0; c < c1; ++c) {
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
-        const auto [lo, hi] = valid_columns(g, j);
+        const ValidRange valid = valid_columns(g, j);
+        const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
         // gx_cj[n image + ih W + k s] = grad_x[n, c, ih, (lo + k) s - p + j d]
         T* gx_cj = grad_x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {

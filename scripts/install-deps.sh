@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh            build + test + demo dependencies
 #   scripts/install-deps.sh --torch    also PyTorch, used only to regenerate test fixtures and to run
 #                                      the comparison benchmark (never by the library or the tests)
+#   scripts/install-deps.sh --fuzz     also clang and libFuzzer, for scripts/fuzz.sh
 set -euo pipefail
 
 packages=(
@@ -20,9 +21,13 @@ packages=(
   doxygen                            # the API reference (the docs target)
   libopenmpi-dev openmpi-bin         # kiln::dist (data-parallel training over MPI), mpirun for its tests
 )
-if [[ "${1:-}" == "--torch" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
+for option in "$@"; do
+  case "$option" in
+    --torch) packages+=(python3-torch python3-numpy) ;;
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;  # libFuzzer, ASan and UBSan runtimes
+    *) echo "install-deps: unknown option $option (expected --torch or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi

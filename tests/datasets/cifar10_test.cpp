@@ -129,3 +129,28 @@ TEST_CASE("CIFAR10 reports missing files and a bad option") {
       error_of([&] { CIFAR10(dir.str(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
       Contains("records_per_file must be in [1, 100000], got 0"));
 }
+
+TEST_CASE("CIFAR10 reads one batch and the class names from memory") {
+  const Bytes records = kiln::test::cifar_records(2, 4);
+  ImageBytes batch = read_cifar10_batch(records, "batch");
+  CHECK(batch.labels == Bytes{4, 5});
+  CHECK(batch.image_shape == Shape{3, 32, 32});
+  REQUIRE(batch.pixels.size() == 2 * 3072);
+  CHECK(batch.pixels[3072 + 17] == records[3073 + 1 + 17]);
+  CHECK(batch.classes == CIFAR10::default_classes());
+
+  const Bytes cut(records.begin(), records.end() - 5);
+  CHECK_THAT(error_of([&] { read_cifar10_batch(cut, "cut"); }),
+             Contains("CIFAR10: cut: file size 6141 is not a multiple of the 3073-byte record"));
+  CHECK_THAT(error_of([&] { read_cifar10_batch(Bytes{}, "empty"); }),
+             Contains("CIFAR10: empty: record count: expected 1 to 100000 records, got 0"));
+  Bytes bad_label = records;
+  bad_label[3073] = 10;
+  CHECK_THAT(error_of([&] { read_cifar10_batch(bad_label, "bad"); }),
+             Contains("CIFAR10: bad: record 1 label: 10 is out of range [0, 10)"));
+
+  CHECK(parse_cifar10_classes(" a \r\nb\n\nc\nd\ne\nf\ng\nh\ni\nj", "meta") ==
+        std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"});
+  CHECK_THAT(error_of([] { parse_cifar10_classes("a\nb\n", "meta"); }),
+             Contains("CIFAR10: meta: class names: expected 10 non-empty lines, got 2"));
+}

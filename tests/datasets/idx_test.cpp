@@ -2,6 +2,8 @@
 #include <kiln/kiln.h>
 #include <kiln/datasets/idx.h>
 
+#include <sys/resource.h>
+
 #include "dataset_files.h"
 
 using namespace kiln;
@@ -199,4 +201,33 @@ TEST_CASE("IdxFile reports a missing file or a directory") {
   kiln::test::TempDir dir;
   CHECK_THAT(read_error(dir / "absent"), Contains("absent: cannot open: no such file"));
   CHECK_THAT(read_error(dir.str()), Contains("not a regular file"));
+}
+
+TEST_CASE("IdxFile reads bytes in memory as it reads the same file") {
+  for (const Bytes& bytes : {kImages, kiln::test::gzip(kImages)}) {
+    IdxFile file(std::span<const uint8_t>(bytes), "in-memory", 3, "Test");
+    CHECK(file.path() == "in-memory");
+    CHECK(file.dims() == std::vector<int64_t>{3, 4, 5});
+    CHECK(file.read_data() == kPixels);
+  }
+  Bytes truncated(kImages.begin(), kImages.end() - 1);
+  CHECK_THAT(error_of([&] { IdxFile(std::span<const uint8_t>(truncated), "cut", 3, "Test"); }),
+             Contains("Test: cut: file size 75 bytes, but the header declares 76"));
+}
+
+TEST_CASE("IdxFile grows a gzipped body as it inflates, not to the size the trailer claims") {
+  // A 1 GiB claim (the default cap) backed by 100 bytes of data, with a trailer forged to match.
+  const Bytes claim = kiln::test::idx_bytes({65536, 128, 128}, kiln::test::pattern(100));
+  const Bytes packed = with_isize(kiln::test::gzip(claim), (uint32_t{1} << 30) + 16);
+  IdxFile file(std::span<const uint8_t>(packed), "forged", 3, "Test");
+  CHECK(file.data_bytes() == int64_t{1} << 30);
+  struct rusage before {};
+  ::getrusage(RUSAGE_SELF, &before);
+  CHECK_THAT(error_of([&] { file.read_data(); }),
+             Contains("Test: forged: corrupt gzip data (incorrect length check) after 116 "
+                      "inflated bytes"));
+  struct rusage after {};
+  ::getrusage(RUSAGE_SELF, &after);
+  // ru_maxrss is the peak in KiB: allocating (and zeroing) the claim would raise it by 1 GiB.
+  CHECK(after.ru_maxrss - before.ru_maxrss < 256 * 1024);
 }
