@@ -37,3 +37,21 @@ TEST_CASE("without anomaly detection, NaN flows silently", "[autograd][anomaly]"
   Tensor y = log(x).sum();
   REQUIRE(std::isinf(y.item<float>()));
 }
+
+TEST_CASE("anomaly detection names the first bad op inside a network, not the ops after it",
+          "[autograd][anomaly]") {
+  // conv -> relu -> log -> mean: relu makes exact zeros, log(0) = -inf, and every op after it
+  // would see the Inf too. The error must stop at Log, and the tensors before it stay usable.
+  manual_seed(3);
+  nn::Conv2d conv(2, 4, 3, {.padding = 1});
+  Tensor x = Tensor::randn({2, 2, 5, 5});
+  AnomalyScope scope;
+  Tensor h = relu(conv.forward(x));
+  REQUIRE(min(h).item<float>() == 0.0f);
+  REQUIRE_THAT(error_text([&] { mean(log(h)); }),
+               Catch::Contains("anomaly detected: forward of Log produced NaN or Inf (shape [2, 4, 5, 5])"));
+  // Shifted away from zero the same network runs clean, forward and backward.
+  Tensor loss = mean(log(h + 1.0f));
+  loss.backward();
+  REQUIRE(conv.weight.grad().defined());
+}
