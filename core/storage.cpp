@@ -13,12 +13,12 @@ namespace kiln {
 namespace {
 
 constexpr size_t kAlignment = 64;
-constexpr size_t kCachedMin = size_t{64} << 10;   // smaller blocks go straight to malloc
-constexpr size_t kPage = size_t{4} << 10;
+[[maybe_unused]] constexpr size_t kCachedMin = size_t{64} << 10;  // smaller: straight to malloc
+[[maybe_unused]] constexpr size_t kPage = size_t{4} << 10;
 
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+[[maybe_unused]] size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-bool cache_enabled() {
+[[maybe_unused]] bool cache_enabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("KILN_CACHING_ALLOCATOR");
     return env == nullptr || std::string(env) != "0";
@@ -76,6 +76,22 @@ BlockCache& cache() {
 
 }  // namespace
 
+#ifdef KILN_EXACT_ALLOCATION
+// Sanitizer builds: every block comes from the system at exactly nbytes and goes straight back,
+// so AddressSanitizer flags a write one past a tensor's last byte and any use after release, which
+// rounding up and reusing cached blocks would hide. posix_memalign takes any size (aligned_alloc
+// wants a multiple of the alignment).
+void* allocate(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  void* ptr = nullptr;
+  const int result = ::posix_memalign(&ptr, kAlignment, nbytes);
+  KILN_CHECK(result == 0 && ptr != nullptr, "allocate: out of memory, failed to allocate ", nbytes,
+             " bytes");
+  return ptr;
+}
+
+void deallocate(void* ptr, size_t /*nbytes*/) noexcept { std::free(ptr); }
+#else
 void* allocate(size_t nbytes) {
   if (nbytes == 0) return nullptr;
   const bool cached = nbytes >= kCachedMin && cache_enabled();
@@ -105,6 +121,7 @@ void deallocate(void* ptr, size_t nbytes) noexcept {
   }
   std::free(ptr);
 }
+#endif
 
 AllocatorStats allocator_stats() { return cache().stats(); }
 void empty_cache() { cache().clear(); }
