@@ -28,7 +28,7 @@ size_t resident_bytes() {
 
 TEST_CASE("thousands of training steps keep the resident set within 5% after warm-up",
           "[optim][endurance]") {
-  constexpr int64_t kSteps = 4000, kWarmup = 400, kSampleEvery = 50, kCheckpointEvery = 500;
+  constexpr int64_t kSteps = 8000, kWarmup = 1000, kSampleEvery = 50, kCheckpointEvery = 500;
   TempDir dir("kiln-endurance");
   manual_seed(0);
   const data::InMemoryImages images = data::random_images(1024, {3, 16, 16}, 10, 1);
