@@ -16,8 +16,9 @@ void deallocate(void* ptr, size_t nbytes) noexcept;
 /// Large blocks (64 KiB and up) are kept after release and handed out again for the same rounded
 /// size, so a training step, which asks for the same sizes every time, makes no fresh large
 /// allocations (and no page faults) after the first. KILN_CACHING_ALLOCATOR=0 turns the cache off,
-/// which leak checkers prefer. A build with KILN_EXACT_ALLOCATIONS defined (the fuzz build) has no
-/// cache at all: each block is exactly the size asked for, so AddressSanitizer sees overflows.
+/// which leak checkers prefer. A build with KILN_EXACT_ALLOCATIONS defined (the fuzz build, and
+/// -DKILN_SANITIZE=address) has no cache at all: each block is exactly the size asked for, so
+/// AddressSanitizer sees overflows, and the counters stay 0.
 struct AllocatorStats {
   size_t cached_bytes = 0;      ///< held in the cache, free for reuse
   size_t allocated_bytes = 0;   ///< handed out and not yet returned (large blocks only)
