@@ -1,8 +1,11 @@
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
+// A fresh directory under the system temp dir, removed with its contents at scope exit, and the
+// whole-file reads and writes the file tests use.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <kiln/core/error.h>
@@ -29,5 +32,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+/// The bytes of the file at `path` (empty when it cannot be read).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Writes `bytes` to `path`, replacing the file.
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 }  // namespace kiln::testing

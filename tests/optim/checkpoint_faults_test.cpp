@@ -20,11 +20,6 @@ using namespace kiln::testing;
 
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Every entry of `dir` other than `keep`.
 std::vector<std::string> other_files(const std::string& dir, const std::string& keep) {
   std::vector<std::string> out;

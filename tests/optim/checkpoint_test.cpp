@@ -97,11 +97,6 @@ struct Trainer {
   }
 };
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 constexpr int kSteps = 14;  // two epochs and a bit; the save falls mid-epoch, mid-cosine
 
 }  // namespace
