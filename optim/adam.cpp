@@ -40,35 +40,43 @@ struct AdamStep {
 // The options are template arguments so that the loop has no branches and vectorizes.
 template <class T, bool kDecoupled, bool kCoupled, bool kAmsgrad, bool kMaximize>
 void adam_update_loop(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamStep& s) {
-  const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1 - s.beta1);
-  const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1 - s.beta2);
-  const T weight_decay = static_cast<T>(s.weight_decay), decay = static_cast<T>(s.decay);
-  const T bc2_sqrt = static_cast<T>(s.bc2_sqrt), eps = static_cast<T>(s.eps);
-  const T neg_step_size = static_cast<T>(-s.step_size);
   parallel_for(0, n, kUpdateGrain, [&](int64_t begin, int64_t end) {
+    // Scalars live in locals and the arrays are restrict: were they read through the closure,
+    // every store to p, m or v might alias them (all are T), so GCC would reload them for each
+    // element and leave the loop scalar.
+    const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1 - s.beta1);
+    const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1 - s.beta2);
+    const T weight_decay = static_cast<T>(s.weight_decay), decay = static_cast<T>(s.decay);
+    const T bc2_sqrt = static_cast<T>(s.bc2_sqrt), eps = static_cast<T>(s.eps);
+    const T neg_step_size = static_cast<T>(-s.step_size);
+    T* __restrict p_out = p;
+    const T* __restrict g_in = grad;
+    T* __restrict m_out = m;
+    T* __restrict v_out = v;
+    T* __restrict v_max_out = v_max;
     for (int64_t i = begin; i < end; ++i) {
-      T g = kMaximize ? -grad[i] : grad[i];
-      T param = p[i];
+      T g = kMaximize ? -g_in[i] : g_in[i];
+      T param = p_out[i];
       // AdamW: p = p * (1 - lr * weight_decay);  Adam: g = g + weight_decay * p
       if constexpr (kDecoupled) param = param * decay;
       if constexpr (kCoupled) g = std::fma(param, weight_decay, g);
       // m = beta1 * m + (1 - beta1) * g
-      const T m_i = std::fma(g, one_minus_beta1, m[i] * beta1);
+      const T m_i = std::fma(g, one_minus_beta1, m_out[i] * beta1);
       // v = beta2 * v + (1 - beta2) * g * g
-      const T v_i = std::fma(one_minus_beta2 * g, g, v[i] * beta2);
-      m[i] = m_i;
-      v[i] = v_i;
+      const T v_i = std::fma(one_minus_beta2 * g, g, v_out[i] * beta2);
+      m_out[i] = m_i;
+      v_out[i] = v_i;
       T second = v_i;
       if constexpr (kAmsgrad) {
         // v_max = max(v_max, v), NaN propagating like torch.maximum
-        const T previous = v_max[i];
+        const T previous = v_max_out[i];
         second = (v_i > previous || v_i != v_i) ? v_i : previous;
-        v_max[i] = second;
+        v_max_out[i] = second;
       }
       // denom = sqrt(v) / sqrt(1 - beta2^t) + eps
       const T denom = std::sqrt(second) / bc2_sqrt + eps;
       // p = p - step_size * m / denom
-      p[i] = param + (neg_step_size * m_i) / denom;
+      p_out[i] = param + (neg_step_size * m_i) / denom;
     }
   });
 }

@@ -40,25 +40,31 @@ SGDOptions parse_options(const Metadata& m, const std::string& where) {
 //   p, grad, buf: [n]
 template <class T>
 void sgd_update(T* p, const T* grad, T* buf, int64_t n, const SGDOptions& o, bool first_step) {
-  const T weight_decay = static_cast<T>(o.weight_decay);
-  const T momentum = static_cast<T>(o.momentum);
-  const T one_minus_dampening = static_cast<T>(1 - o.dampening);
-  const T neg_lr = static_cast<T>(-o.lr);
-  const bool decay = o.weight_decay != 0, use_momentum = o.momentum != 0;
   parallel_for(0, n, kUpdateGrain, [&](int64_t begin, int64_t end) {
+    // Scalars live in locals and the arrays are restrict, as in Adam's loop: read through the
+    // closure, every store to p or buf might alias them, and the loop would stay scalar.
+    const T weight_decay = static_cast<T>(o.weight_decay);
+    const T momentum = static_cast<T>(o.momentum);
+    const T one_minus_dampening = static_cast<T>(1 - o.dampening);
+    const T neg_lr = static_cast<T>(-o.lr);
+    const bool decay = o.weight_decay != 0, use_momentum = o.momentum != 0;
+    const bool maximize = o.maximize, nesterov = o.nesterov, first = first_step;
+    T* __restrict p_out = p;
+    const T* __restrict g_in = grad;
+    T* __restrict buf_out = buf;
     for (int64_t i = begin; i < end; ++i) {
-      T d = o.maximize ? -grad[i] : grad[i];
+      T d = maximize ? -g_in[i] : g_in[i];
       // d = g + weight_decay * p
-      if (decay) d = std::fma(p[i], weight_decay, d);
+      if (decay) d = std::fma(p_out[i], weight_decay, d);
       if (use_momentum) {
         // b = momentum * b + (1 - dampening) * d
-        const T b = first_step ? d : std::fma(d, one_minus_dampening, buf[i] * momentum);
-        buf[i] = b;
+        const T b = first ? d : std::fma(d, one_minus_dampening, buf_out[i] * momentum);
+        buf_out[i] = b;
         // d = d + momentum * b  (nesterov)  or  b
-        d = o.nesterov ? std::fma(b, momentum, d) : b;
+        d = nesterov ? std::fma(b, momentum, d) : b;
       }
       // p = p - lr * d
-      p[i] = std::fma(d, neg_lr, p[i]);
+      p_out[i] = std::fma(d, neg_lr, p_out[i]);
     }
   });
 }
