@@ -116,6 +116,58 @@ TEST_CASE("max pooling takes the first maximum in scan order", "[pooling]") {
   REQUIRE(std::isnan(nn::functional::max_pool2d(z, 2).item<float>()));
 }
 
+TEST_CASE("2x2 stride-2 max pooling agrees with a plain loop on odd sizes, ties and NaNs", "[pooling]") {
+  // The 2x2 stride-2 case has its own branch-free kernel; this plain loop is its oracle.
+  auto reference = [](const std::vector<float>& x, int64_t planes, int64_t H, int64_t W) {
+    const int64_t OH = H / 2, OW = W / 2;
+    std::vector<float> y;
+    std::vector<int64_t> at;
+    for (int64_t plane = 0; plane < planes; ++plane)
+      for (int64_t i = 0; i < OH; ++i)
+        for (int64_t j = 0; j < OW; ++j) {
+          float best = -INFINITY;
+          int64_t best_at = 2 * i * W + 2 * j;
+          for (int64_t h = 2 * i; h < 2 * i + 2; ++h)
+            for (int64_t w = 2 * j; w < 2 * j + 2; ++w) {
+              const float v = x[plane * H * W + h * W + w];
+              if (v > best || std::isnan(v)) {
+                best = v;
+                best_at = h * W + w;
+              }
+            }
+          y.push_back(best);
+          at.push_back(best_at);
+        }
+    return std::pair(y, at);
+  };
+  manual_seed(21);
+  for (auto [H, W] : std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {7, 5}, {3, 9}, {32, 32}, {17, 2}}) {
+    INFO(H << "x" << W);
+    const int64_t planes = 2 * 3;
+    // Values from {0, 1, 2} make ties common; one element in 13 is NaN, some windows get two.
+    std::vector<float> values = Tensor::rand({planes * H * W}).to_vector<float>();
+    for (float& v : values) v = std::floor(v * 3);
+    for (size_t k = 0; k < values.size(); k += 13) values[k] = NAN;
+    for (size_t k = 5; k < values.size(); k += 29) values[k] = -INFINITY;
+    Tensor x = Tensor::from_vector(values, {2, 3, H, W}).requires_grad_();
+    Tensor y = nn::functional::max_pool2d(x, 2);
+    auto [want_y, want_at] = reference(values, planes, H, W);
+    std::vector<float> got_y = y.to_vector<float>();
+    REQUIRE(got_y.size() == want_y.size());
+    for (size_t k = 0; k < got_y.size(); ++k) {
+      INFO("output " << k);
+      if (std::isnan(want_y[k])) REQUIRE(std::isnan(got_y[k]));
+      else REQUIRE(got_y[k] == want_y[k]);
+    }
+    // The gradient lands on the reference's argmax.
+    y.backward(Tensor::ones(y.shape()));
+    std::vector<float> want_grad(values.size(), 0.0f);
+    const int64_t OH = H / 2, OW = W / 2;
+    for (size_t k = 0; k < want_at.size(); ++k) want_grad[(k / (OH * OW)) * H * W + want_at[k]] += 1;
+    REQUIRE(x.grad().to_vector<float>() == want_grad);
+  }
+}
+
 TEST_CASE("pooling is bit-identical at 1 and 2 threads", "[pooling][threads]") {
   manual_seed(8);
   Tensor x0 = Tensor::randn({4, 64, 17, 13});
