@@ -27,9 +27,9 @@ void write_cifar(const std::string& dir) {
 
 TEST_CASE("CIFAR10 reads a generated split in the official layout") {
   kiln::test::TempDir dir;
-  write_cifar(dir / "cifar-10-batches-bin");
+  write_cifar(dir.file("cifar-10-batches-bin"));
 
-  CIFAR10 test(dir.str(), Split::Test, kSmall);
+  CIFAR10 test(dir.path(), Split::Test, kSmall);
   REQUIRE(test.size() == kRecords);
   CHECK(test.image_shape() == Shape{3, 32, 32});
   CHECK(test.classes() == CIFAR10::default_classes());
@@ -45,7 +45,7 @@ TEST_CASE("CIFAR10 reads a generated split in the official layout") {
     }
   }
 
-  CIFAR10 train(dir.str(), Split::Train, kSmall);
+  CIFAR10 train(dir.path(), Split::Train, kSmall);
   REQUIRE(train.size() == 5 * kRecords);
   for (int f = 0; f < 5; ++f) {
     for (int r = 0; r < kRecords; ++r) {
@@ -59,37 +59,37 @@ TEST_CASE("CIFAR10 reads a generated split in the official layout") {
 
 TEST_CASE("CIFAR10 reads from root itself and takes class names from batches.meta.txt") {
   kiln::test::TempDir dir;
-  write_cifar(dir.str());
+  write_cifar(dir.path());
   kiln::test::write_text(
-      dir / "batches.meta.txt",
+      dir.file("batches.meta.txt"),
       "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
-  CHECK(CIFAR10(dir.str(), Split::Test, kSmall).classes() == CIFAR10::default_classes());
+  CHECK(CIFAR10(dir.path(), Split::Test, kSmall).classes() == CIFAR10::default_classes());
 
-  kiln::test::write_text(dir / "batches.meta.txt",
+  kiln::test::write_text(dir.file("batches.meta.txt"),
                          "a\r\nb\r\nc\r\nd\r\ne\r\nf\r\ng\r\nh\r\ni\r\nj");
-  CHECK(CIFAR10(dir.str(), Split::Test, kSmall).classes().back() == "j");
+  CHECK(CIFAR10(dir.path(), Split::Test, kSmall).classes().back() == "j");
 
-  kiln::test::write_text(dir / "batches.meta.txt", "a\nb\nc\n");
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Test, kSmall); }),
+  kiln::test::write_text(dir.file("batches.meta.txt"), "a\nb\nc\n");
+  CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Test, kSmall); }),
              Contains("batches.meta.txt: class names: expected 10 non-empty lines, got 3"));
 }
 
 TEST_CASE("CIFAR10 refuses a file whose size is not a whole number of records") {
   kiln::test::TempDir dir;
-  write_cifar(dir.str());
+  write_cifar(dir.path());
   Bytes records = kiln::test::cifar_records(kRecords);
   records.push_back(0);
-  kiln::test::write_file(dir / "data_batch_3.bin", records);
+  kiln::test::write_file(dir.file("data_batch_3.bin"), records);
   CHECK_THAT(
-      error_of([&] { CIFAR10(dir.str(), Split::Train, kSmall); }),
+      error_of([&] { CIFAR10(dir.path(), Split::Train, kSmall); }),
       Contains("data_batch_3.bin: file size 9220 is not a multiple of the 3073-byte record"));
 }
 
 TEST_CASE("CIFAR10 refuses a file with the wrong number of records") {
   kiln::test::TempDir dir;
-  write_cifar(dir.str());
+  write_cifar(dir.path());
   CHECK_THAT(
-      error_of([&] { CIFAR10(dir.str(), Split::Test); }),
+      error_of([&] { CIFAR10(dir.path(), Split::Test); }),
       Contains("test_batch.bin: record count: expected 10000 records (30730000 bytes), got 3 "
                "(9219 bytes)"));
 }
@@ -98,35 +98,35 @@ TEST_CASE("CIFAR10 refuses a file truncated at any byte") {
   kiln::test::TempDir dir;
   const Bytes records = kiln::test::cifar_records(2);
   for (size_t length = 0; length < records.size(); ++length) {
-    kiln::test::write_file(dir / "test_batch.bin",
+    kiln::test::write_file(dir.file("test_batch.bin"),
                            Bytes(records.begin(), records.begin() + length));
     INFO(length << " bytes");
-    CHECK_THROWS_AS(CIFAR10(dir.str(), Split::Test, CIFAR10Options{.records_per_file = 2}),
+    CHECK_THROWS_AS(CIFAR10(dir.path(), Split::Test, CIFAR10Options{.records_per_file = 2}),
                     kiln::Error);
   }
 }
 
 TEST_CASE("CIFAR10 refuses a label out of range, naming the record") {
   kiln::test::TempDir dir;
-  write_cifar(dir.str());
+  write_cifar(dir.path());
   Bytes records = kiln::test::cifar_records(kRecords);
   records[2 * 3073] = 10;
-  kiln::test::write_file(dir / "test_batch.bin", records);
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Test, kSmall); }),
-             Contains("CIFAR10: " + dir.str() +
+  kiln::test::write_file(dir.file("test_batch.bin"), records);
+  CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Test, kSmall); }),
+             Contains("CIFAR10: " + dir.path() +
                       "/test_batch.bin: record 2 label: 10 is out of "
                       "range [0, 10)"));
 }
 
 TEST_CASE("CIFAR10 reports missing files and a bad option") {
   kiln::test::TempDir dir;
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Test); }),
-             Contains("CIFAR10: found no test_batch.bin in " + dir.str()));
-  kiln::test::write_file(dir / "data_batch_1.bin", kiln::test::cifar_records(kRecords));
-  CHECK_THAT(error_of([&] { CIFAR10(dir.str(), Split::Train, kSmall); }),
+  CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Test); }),
+             Contains("CIFAR10: found no test_batch.bin in " + dir.path()));
+  kiln::test::write_file(dir.file("data_batch_1.bin"), kiln::test::cifar_records(kRecords));
+  CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Train, kSmall); }),
              Contains("data_batch_2.bin: cannot open"));
   CHECK_THAT(
-      error_of([&] { CIFAR10(dir.str(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
+      error_of([&] { CIFAR10(dir.path(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
       Contains("records_per_file must be in [1, 100000], got 0"));
 }
 

@@ -1,8 +1,7 @@
-// Helpers for the dataset tests: a temporary directory, and writers for small IDX, gzip and
+// Helpers for the dataset tests: TempDir (from temp_dir.h), and writers for small IDX, gzip and
 // CIFAR-10 files, so the tests generate their own fixtures instead of committing them.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -10,39 +9,18 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
 #include <zlib.h>
 
 #include <kiln/core/error.h>
+
+#include "../temp_dir.h"
 
 namespace kiln::test {
 
 using Bytes = std::vector<uint8_t>;
 
-/// A fresh directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("kiln-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+// One TempDir for all the tests (path(), file(name)).
+using kiln::testing::TempDir;
 
 /// The message of the kiln::Error that fn throws, or "(no error)".
 inline std::string error_of(const std::function<void()>& fn) {

@@ -35,22 +35,22 @@ std::string read_error(const std::string& path, int64_t ndim = 3, const IdxLimit
 
 TEST_CASE("IdxFile reads a raw and a gzipped file to the same bytes") {
   kiln::test::TempDir dir;
-  kiln::test::write_file(dir / "raw", kImages);
-  kiln::test::write_file(dir / "packed.gz", kiln::test::gzip(kImages));
+  kiln::test::write_file(dir.file("raw"), kImages);
+  kiln::test::write_file(dir.file("packed.gz"), kiln::test::gzip(kImages));
   for (const std::string name : {"raw", "packed.gz"}) {
-    IdxFile file(dir / name, 3, "Test");
+    IdxFile file(dir.file(name), 3, "Test");
     CHECK(file.dims() == std::vector<int64_t>{3, 4, 5});
     CHECK(file.data_bytes() == 60);
     CHECK(file.read_data() == kPixels);
   }
   // Detection goes by content, not by name.
-  kiln::test::write_file(dir / "packed-no-suffix", kiln::test::gzip(kImages));
-  CHECK(IdxFile(dir / "packed-no-suffix", 3, "Test").read_data() == kPixels);
+  kiln::test::write_file(dir.file("packed-no-suffix"), kiln::test::gzip(kImages));
+  CHECK(IdxFile(dir.file("packed-no-suffix"), 3, "Test").read_data() == kPixels);
 }
 
 TEST_CASE("IdxFile names the file and the field for a wrong magic number") {
   kiln::test::TempDir dir;
-  const std::string path = dir / "train-images-idx3-ubyte";
+  const std::string path = dir.file("train-images-idx3-ubyte");
 
   kiln::test::write_file(path, kiln::test::idx_bytes({3}, Bytes(3, 1)));  // a labels file
   std::string message = read_error(path);
@@ -70,7 +70,7 @@ TEST_CASE("IdxFile names the file and the field for a wrong magic number") {
 
 TEST_CASE("IdxFile checks every size against its cap before allocating") {
   kiln::test::TempDir dir;
-  const std::string path = dir / "images";
+  const std::string path = dir.file("images");
 
   kiln::test::write_file(path, kiln::test::idx_bytes({0, 4, 5}, {}));
   CHECK_THAT(read_error(path), Contains("dims[0] (item count): expected 1 to 10000000, got 0"));
@@ -97,7 +97,7 @@ TEST_CASE("IdxFile checks every size against its cap before allocating") {
 
 TEST_CASE("IdxFile refuses a file truncated at any byte, raw or gzipped") {
   kiln::test::TempDir dir;
-  const std::string path = dir / "images";
+  const std::string path = dir.file("images");
   const Bytes packed = kiln::test::gzip(kImages);
   for (size_t length = 0; length < kImages.size(); ++length) {
     kiln::test::write_file(path, Bytes(kImages.begin(), kImages.begin() + length));
@@ -126,19 +126,19 @@ TEST_CASE("IdxFile refuses a file truncated at any byte, raw or gzipped") {
 
 TEST_CASE("ByteStream names the field a short read was for") {
   kiln::test::TempDir dir;
-  kiln::test::write_file(dir / "short", Bytes(10, 7));
-  ByteStream stream(dir / "short", "Test");
+  kiln::test::write_file(dir.file("short"), Bytes(10, 7));
+  ByteStream stream(dir.file("short"), "Test");
   uint8_t buffer[16];
   stream.read_exact(buffer, 4, "magic");
   CHECK_THAT(error_of([&] { stream.read_exact(buffer, 16, "pixels"); }),
-             Contains("Test: " + (dir / "short") +
+             Contains("Test: " + (dir.file("short")) +
                       ": pixels: truncated: expected 16 bytes, the "
                       "file ends after 6 (at byte 10)"));
 
   // A gzip stream cut inside its trailer: all the data inflates, but the stream never ends.
   const Bytes packed = kiln::test::gzip(kImages);
-  kiln::test::write_file(dir / "cut.gz", Bytes(packed.begin(), packed.end() - 4));
-  ByteStream cut(dir / "cut.gz", "Test");
+  kiln::test::write_file(dir.file("cut.gz"), Bytes(packed.begin(), packed.end() - 4));
+  ByteStream cut(dir.file("cut.gz"), "Test");
   std::vector<uint8_t> all(kImages.size());
   cut.read_exact(all.data(), all.size(), "everything");
   CHECK(all == kImages);
@@ -149,7 +149,7 @@ TEST_CASE("ByteStream names the field a short read was for") {
 
 TEST_CASE("IdxFile refuses data beyond what the header declares") {
   kiln::test::TempDir dir;
-  const std::string path = dir / "images";
+  const std::string path = dir.file("images");
   Bytes longer = kImages;
   longer.push_back(0);
   kiln::test::write_file(path, longer);
@@ -179,7 +179,7 @@ TEST_CASE("IdxFile refuses data beyond what the header declares") {
 
 TEST_CASE("IdxFile refuses corrupt gzip data at any byte") {
   kiln::test::TempDir dir;
-  const std::string path = dir / "images";
+  const std::string path = dir.file("images");
   const Bytes packed = kiln::test::gzip(kImages);
   // Bytes 4..9 of the gzip header (time stamp, flags, OS) are not covered by any check; the
   // compression method, the deflate data and the CRC-32 / length trailer are.
@@ -199,8 +199,8 @@ TEST_CASE("IdxFile refuses corrupt gzip data at any byte") {
 
 TEST_CASE("IdxFile reports a missing file or a directory") {
   kiln::test::TempDir dir;
-  CHECK_THAT(read_error(dir / "absent"), Contains("absent: cannot open: no such file"));
-  CHECK_THAT(read_error(dir.str()), Contains("not a regular file"));
+  CHECK_THAT(read_error(dir.file("absent")), Contains("absent: cannot open: no such file"));
+  CHECK_THAT(read_error(dir.path()), Contains("not a regular file"));
 }
 
 TEST_CASE("IdxFile reads bytes in memory as it reads the same file") {

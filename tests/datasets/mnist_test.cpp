@@ -35,11 +35,11 @@ void write_split(const std::string& dir, const std::string& prefix, uint32_t n, 
 
 TEST_CASE("MNIST reads a generated split, gzipped or raw") {
   kiln::test::TempDir dir;
-  write_split(dir.str(), "train", 12, /*gzipped=*/true);
-  write_split(dir.str(), "t10k", 7, /*gzipped=*/false);
+  write_split(dir.path(), "train", 12, /*gzipped=*/true);
+  write_split(dir.path(), "t10k", 7, /*gzipped=*/false);
 
-  MNIST train(dir.str(), Split::Train);
-  MNIST test(dir.str(), Split::Test);
+  MNIST train(dir.path(), Split::Train);
+  MNIST test(dir.path(), Split::Test);
   CHECK(train.size() == 12);
   CHECK(test.size() == 7);
   CHECK(train.image_shape() == Shape{1, kRows, kCols});
@@ -63,21 +63,21 @@ TEST_CASE("MNIST reads a generated split, gzipped or raw") {
 
 TEST_CASE("FashionMNIST finds the torchvision layout and names its classes") {
   kiln::test::TempDir dir;
-  write_split(dir / "FashionMNIST/raw", "t10k", 3, /*gzipped=*/true);
-  FashionMNIST test(dir.str(), Split::Test);
+  write_split(dir.file("FashionMNIST/raw"), "t10k", 3, /*gzipped=*/true);
+  FashionMNIST test(dir.path(), Split::Test);
   CHECK(test.size() == 3);
   CHECK(test.classes().front() == "T-shirt/top");
   CHECK(test.classes().back() == "Ankle boot");
-  CHECK_THAT(error_of([&] { FashionMNIST(dir.str(), Split::Train); }),
+  CHECK_THAT(error_of([&] { FashionMNIST(dir.path(), Split::Train); }),
              Contains("FashionMNIST: found neither train-images-idx3-ubyte nor "
                       "train-images-idx3-ubyte.gz in " +
-                      dir.str()));
+                      dir.path()));
 }
 
 TEST_CASE("MNIST refuses images and labels whose counts disagree") {
   kiln::test::TempDir dir;
-  write_split(dir.str(), "train", 12, /*gzipped=*/true, /*label_count=*/11);
-  std::string message = error_of([&] { MNIST(dir.str(), Split::Train); });
+  write_split(dir.path(), "train", 12, /*gzipped=*/true, /*label_count=*/11);
+  std::string message = error_of([&] { MNIST(dir.path(), Split::Train); });
   CHECK_THAT(message, Contains("train-images-idx3-ubyte.gz holds 12 images but"));
   CHECK_THAT(message, Contains("train-labels-idx1-ubyte.gz holds 11 labels"));
   CHECK_THAT(message, Contains("dims[0] (item count) must agree"));
@@ -85,27 +85,27 @@ TEST_CASE("MNIST refuses images and labels whose counts disagree") {
 
 TEST_CASE("MNIST refuses a label out of range") {
   kiln::test::TempDir dir;
-  write_split(dir.str(), "t10k", 4, /*gzipped=*/false);
-  kiln::test::write_file(dir / "t10k-labels-idx1-ubyte", kiln::test::idx_bytes({4}, {1, 2, 10, 3}));
-  CHECK_THAT(error_of([&] { MNIST(dir.str(), Split::Test); }),
+  write_split(dir.path(), "t10k", 4, /*gzipped=*/false);
+  kiln::test::write_file(dir.file("t10k-labels-idx1-ubyte"), kiln::test::idx_bytes({4}, {1, 2, 10, 3}));
+  CHECK_THAT(error_of([&] { MNIST(dir.path(), Split::Test); }),
              Contains("t10k-labels-idx1-ubyte: label 2 is 10, out of range [0, 10)"));
 }
 
 TEST_CASE("MNIST refuses swapped files and truncated images with the file and field") {
   kiln::test::TempDir dir;
-  write_split(dir.str(), "t10k", 4, /*gzipped=*/false);
-  std::filesystem::rename(dir / "t10k-images-idx3-ubyte", dir / "swap");
-  std::filesystem::rename(dir / "t10k-labels-idx1-ubyte", dir / "t10k-images-idx3-ubyte");
-  std::filesystem::rename(dir / "swap", dir / "t10k-labels-idx1-ubyte");
-  CHECK_THAT(error_of([&] { MNIST(dir.str(), Split::Test); }),
+  write_split(dir.path(), "t10k", 4, /*gzipped=*/false);
+  std::filesystem::rename(dir.file("t10k-images-idx3-ubyte"), dir.file("swap"));
+  std::filesystem::rename(dir.file("t10k-labels-idx1-ubyte"), dir.file("t10k-images-idx3-ubyte"));
+  std::filesystem::rename(dir.file("swap"), dir.file("t10k-labels-idx1-ubyte"));
+  CHECK_THAT(error_of([&] { MNIST(dir.path(), Split::Test); }),
              Contains("t10k-images-idx3-ubyte: magic: expected 0x00000803 (unsigned byte, 3 dims), "
                       "got 0x00000801"));
 
-  write_split(dir.str(), "t10k", 4, /*gzipped=*/false);
+  write_split(dir.path(), "t10k", 4, /*gzipped=*/false);
   Bytes images = kiln::test::idx_bytes({4, kRows, kCols}, kiln::test::pattern(4 * kRows * kCols));
   images.resize(images.size() - 7);
-  kiln::test::write_file(dir / "t10k-images-idx3-ubyte", images);
-  CHECK_THAT(error_of([&] { MNIST(dir.str(), Split::Test); }),
+  kiln::test::write_file(dir.file("t10k-images-idx3-ubyte"), images);
+  CHECK_THAT(error_of([&] { MNIST(dir.path(), Split::Test); }),
              Contains("t10k-images-idx3-ubyte: file size 69 bytes, but the header declares 76 "
                       "(16 header + 60 data): truncated"));
 }

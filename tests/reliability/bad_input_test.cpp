@@ -30,16 +30,16 @@ Bytes idx_labels(uint32_t n, uint8_t last = 0) {
 }
 
 // Opens `name` in dir as an IDX images file (3 dims), as MNIST does.
-void open_images(const TempDir& dir, const std::string& name) { data::IdxFile(dir / name, 3, "MNIST"); }
+void open_images(const TempDir& dir, const std::string& name) { data::IdxFile(dir.file(name), 3, "MNIST"); }
 
 // Writes the five CIFAR-10 training files of `records` records each into dir.
 void write_cifar_train(const TempDir& dir, int records) {
   for (int i = 1; i <= 5; ++i)
-    test::write_file(dir / ("data_batch_" + std::to_string(i) + ".bin"), test::cifar_records(records));
+    test::write_file(dir.file("data_batch_" + std::to_string(i) + ".bin"), test::cifar_records(records));
 }
 
 data::CIFAR10 read_cifar_train(const TempDir& dir, int records) {
-  return data::CIFAR10(dir.str(), data::Split::Train, {.records_per_file = records});
+  return data::CIFAR10(dir.path(), data::Split::Train, {.records_per_file = records});
 }
 
 Tensor f32(const Shape& shape) { return Tensor::zeros(shape); }
@@ -54,44 +54,44 @@ Tensor labels(std::vector<int64_t> values) {
 
 TEST_CASE("bad input: IDX with the magic of another format", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", {'P', 'K', 3, 4, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 3});
+  test::write_file(dir.file("images"), {'P', 'K', 3, 4, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 3});
   require_bad_input("IDX", "raw file starting 50 4B 03 04 (a zip archive)", [&] { open_images(dir, "images"); },
                     Contains("magic: expected 0x00000803 (unsigned byte, 3 dims), got 0x504B0304 (not an IDX file)"));
 }
 
 TEST_CASE("bad input: gzipped IDX with a bad magic", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images.gz", test::gzip(Bytes{1, 2, 8, 3, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 3}));
+  test::write_file(dir.file("images.gz"), test::gzip(Bytes{1, 2, 8, 3, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 3}));
   require_bad_input("IDX", "gzipped file starting 01 02 08 03", [&] { open_images(dir, "images.gz"); },
                     Contains("got 0x01020803 (not an IDX file)"));
 }
 
 TEST_CASE("bad input: IDX of float32 data", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", test::idx_bytes({1, 4, 3}, Bytes(48), 0x0D));
+  test::write_file(dir.file("images"), test::idx_bytes({1, 4, 3}, Bytes(48), 0x0D));
   require_bad_input("IDX", "type byte 0x0D (float32) in the magic", [&] { open_images(dir, "images"); },
                     Contains("type byte 0x0D is float32; only unsigned byte (0x08) data is supported"));
 }
 
 TEST_CASE("bad input: gzipped IDX with an unknown type code", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images.gz", test::gzip(test::idx_bytes({1, 4, 3}, Bytes(12), 0x42)));
+  test::write_file(dir.file("images.gz"), test::gzip(test::idx_bytes({1, 4, 3}, Bytes(12), 0x42)));
   require_bad_input("IDX", "gzipped, type byte 0x42 (no IDX type)", [&] { open_images(dir, "images.gz"); },
                     Contains("type byte 0x42 is no IDX type"));
 }
 
 TEST_CASE("bad input: IDX labels file where images are expected", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", idx_labels(5));
+  test::write_file(dir.file("images"), idx_labels(5));
   require_bad_input("IDX", "a 1-dim labels file opened as 3-dim images", [&] { open_images(dir, "images"); },
                     Contains("got 0x00000801 (1 dims: a labels file where images were expected?)"));
 }
 
 TEST_CASE("bad input: IDX images file where labels are expected", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "labels", idx_images(5));
+  test::write_file(dir.file("labels"), idx_images(5));
   require_bad_input("IDX", "a 3-dim images file opened as 1-dim labels",
-                    [&] { data::IdxFile(dir / "labels", 1, "MNIST"); },
+                    [&] { data::IdxFile(dir.file("labels"), 1, "MNIST"); },
                     Contains("(3 dims: an images file where labels were expected?)"));
 }
 
@@ -99,7 +99,7 @@ TEST_CASE("bad input: IDX whose dims declare more data than the file holds", "[b
   TempDir dir;
   Bytes bytes = idx_images(5);
   bytes.resize(bytes.size() - 7);
-  test::write_file(dir / "images", bytes);
+  test::write_file(dir.file("images"), bytes);
   require_bad_input("IDX", "raw, dims [5, 4, 3], data cut 7 bytes short", [&] { open_images(dir, "images"); },
                     Contains("file size 69 bytes, but the header declares 76 (16 header + 60 data): truncated"));
 }
@@ -108,7 +108,7 @@ TEST_CASE("bad input: IDX with bytes after the data", "[bad-input][idx]") {
   TempDir dir;
   Bytes bytes = idx_images(5);
   bytes.push_back(0);
-  test::write_file(dir / "images", bytes);
+  test::write_file(dir.file("images"), bytes);
   require_bad_input("IDX", "raw, dims [5, 4, 3], one byte after the data", [&] { open_images(dir, "images"); },
                     Contains("file size 77 bytes, but the header declares 76 (16 header + 60 data): trailing bytes"));
 }
@@ -117,7 +117,7 @@ TEST_CASE("bad input: gzipped IDX cut short", "[bad-input][idx]") {
   TempDir dir;
   Bytes bytes = test::gzip(idx_images(50));
   bytes.resize(bytes.size() / 2);
-  test::write_file(dir / "images.gz", bytes);
+  test::write_file(dir.file("images.gz"), bytes);
   require_bad_input("IDX", "gzipped, the compressed file cut in half", [&] { open_images(dir, "images.gz"); },
                     Contains("the gzip trailer declares") && Contains("the file is truncated or corrupt"));
 }
@@ -126,7 +126,7 @@ TEST_CASE("bad input: gzipped IDX whose data inflates short of its header", "[ba
   TempDir dir;
   Bytes bytes = idx_images(5);
   bytes.resize(bytes.size() - 10);
-  test::write_file(dir / "images.gz", test::gzip(bytes));
+  test::write_file(dir.file("images.gz"), test::gzip(bytes));
   require_bad_input("IDX", "gzipped, dims [5, 4, 3], 10 data bytes missing inside a valid gzip stream",
                     [&] { open_images(dir, "images.gz"); },
                     Contains("the gzip trailer declares 66 inflated bytes (mod 2^32), but the IDX header declares 76"));
@@ -134,49 +134,49 @@ TEST_CASE("bad input: gzipped IDX whose data inflates short of its header", "[ba
 
 TEST_CASE("bad input: IDX header shorter than its dims", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", {0, 0, 8, 3, 0, 0, 0, 5, 0, 0});
+  test::write_file(dir.file("images"), {0, 0, 8, 3, 0, 0, 0, 5, 0, 0});
   require_bad_input("IDX", "raw, 10 bytes: magic, dims[0] and half of dims[1]", [&] { open_images(dir, "images"); },
                     Contains("dims[1] (rows): truncated: expected 4 bytes, the file ends after 2 (at byte 10)"));
 }
 
 TEST_CASE("bad input: IDX file shorter than its magic", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", {0, 0});
+  test::write_file(dir.file("images"), {0, 0});
   require_bad_input("IDX", "raw, 2 bytes", [&] { open_images(dir, "images"); },
                     Contains("magic: truncated: expected 4 bytes, the file ends after 2 (at byte 2)"));
 }
 
 TEST_CASE("bad input: empty IDX file", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", {});
+  test::write_file(dir.file("images"), {});
   require_bad_input("IDX", "raw, 0 bytes", [&] { open_images(dir, "images"); },
                     Contains("magic: truncated: expected 4 bytes, the file ends after 0"));
 }
 
 TEST_CASE("bad input: gzipped IDX header cut short", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images.gz", test::gzip({0, 0, 8, 3, 0, 0, 0, 5}));
+  test::write_file(dir.file("images.gz"), test::gzip({0, 0, 8, 3, 0, 0, 0, 5}));
   require_bad_input("IDX", "gzipped, 8 bytes: magic and dims[0] only", [&] { open_images(dir, "images.gz"); },
                     Contains("dims[1] (rows): truncated: expected 4 bytes, the gzip stream ends after 0"));
 }
 
 TEST_CASE("bad input: IDX with a zero item count", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", test::idx_bytes({0, 4, 3}, {}));
+  test::write_file(dir.file("images"), test::idx_bytes({0, 4, 3}, {}));
   require_bad_input("IDX", "raw, dims [0, 4, 3]", [&] { open_images(dir, "images"); },
                     Contains("dims[0] (item count): expected 1 to 10000000, got 0"));
 }
 
 TEST_CASE("bad input: IDX dims past the cap", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", test::idx_bytes({1, 100000, 3}, {}));
+  test::write_file(dir.file("images"), test::idx_bytes({1, 100000, 3}, {}));
   require_bad_input("IDX", "raw, dims [1, 100000, 3] and no data", [&] { open_images(dir, "images"); },
                     Contains("dims[1] (rows): expected 1 to 4096, got 100000"));
 }
 
 TEST_CASE("bad input: IDX dims whose product passes the byte cap", "[bad-input][idx]") {
   TempDir dir;
-  test::write_file(dir / "images", test::idx_bytes({10000000, 4096, 4096}, {}));
+  test::write_file(dir.file("images"), test::idx_bytes({10000000, 4096, 4096}, {}));
   require_bad_input("IDX", "raw, dims [10000000, 4096, 4096] and no data", [&] { open_images(dir, "images"); },
                     Contains("dims[1] (rows): the dims [10000000, 4096] declare more than the cap of 1073741824 data bytes"));
 }
@@ -185,7 +185,7 @@ TEST_CASE("bad input: corrupt gzip data in an IDX file", "[bad-input][idx]") {
   TempDir dir;
   Bytes bytes = test::gzip(idx_images(50));
   for (size_t i = 12; i < 20; ++i) bytes[i] ^= 0xFF;
-  test::write_file(dir / "images.gz", bytes);
+  test::write_file(dir.file("images.gz"), bytes);
   require_bad_input("IDX", "gzipped, bytes 12-19 of the deflate data inverted", [&] { open_images(dir, "images.gz"); },
                     Contains("corrupt gzip data (invalid literal/length code)"));
 }
@@ -198,7 +198,7 @@ TEST_CASE("bad input: missing IDX file", "[bad-input][idx]") {
 
 TEST_CASE("bad input: IDX path that is a directory", "[bad-input][idx]") {
   TempDir dir;
-  std::filesystem::create_directories(dir / "images");
+  std::filesystem::create_directories(dir.file("images"));
   require_bad_input("IDX", "a directory", [&] { open_images(dir, "images"); },
                     EndsWith("/images: cannot open: not a regular file"));
 }
@@ -207,41 +207,41 @@ TEST_CASE("bad input: IDX path that is a directory", "[bad-input][idx]") {
 
 TEST_CASE("bad input: MNIST images and labels of different counts", "[bad-input][mnist]") {
   TempDir dir;
-  test::write_file(dir / "train-images-idx3-ubyte", idx_images(6));
-  test::write_file(dir / "train-labels-idx1-ubyte", idx_labels(5));
-  require_bad_input("MNIST", "6 images, 5 labels", [&] { data::MNIST(dir.str(), data::Split::Train); },
+  test::write_file(dir.file("train-images-idx3-ubyte"), idx_images(6));
+  test::write_file(dir.file("train-labels-idx1-ubyte"), idx_labels(5));
+  require_bad_input("MNIST", "6 images, 5 labels", [&] { data::MNIST(dir.path(), data::Split::Train); },
                     Contains("holds 6 images but") && Contains("holds 5 labels; dims[0] (item count) must agree"));
 }
 
 TEST_CASE("bad input: gzipped Fashion-MNIST images and labels of different counts", "[bad-input][mnist]") {
   TempDir dir;
-  test::write_file(dir / "t10k-images-idx3-ubyte.gz", test::gzip(idx_images(3)));
-  test::write_file(dir / "t10k-labels-idx1-ubyte.gz", test::gzip(idx_labels(4)));
+  test::write_file(dir.file("t10k-images-idx3-ubyte.gz"), test::gzip(idx_images(3)));
+  test::write_file(dir.file("t10k-labels-idx1-ubyte.gz"), test::gzip(idx_labels(4)));
   require_bad_input("MNIST", "Fashion-MNIST test split, gzipped: 3 images, 4 labels",
-                    [&] { data::FashionMNIST(dir.str(), data::Split::Test); },
+                    [&] { data::FashionMNIST(dir.path(), data::Split::Test); },
                     StartsWith("FashionMNIST: ") && Contains("holds 3 images but"));
 }
 
 TEST_CASE("bad input: MNIST label 10", "[bad-input][mnist]") {
   TempDir dir;
-  test::write_file(dir / "train-images-idx3-ubyte", idx_images(5));
-  test::write_file(dir / "train-labels-idx1-ubyte", idx_labels(5, 10));
-  require_bad_input("MNIST", "label byte 10 in the last item", [&] { data::MNIST(dir.str(), data::Split::Train); },
+  test::write_file(dir.file("train-images-idx3-ubyte"), idx_images(5));
+  test::write_file(dir.file("train-labels-idx1-ubyte"), idx_labels(5, 10));
+  require_bad_input("MNIST", "label byte 10 in the last item", [&] { data::MNIST(dir.path(), data::Split::Train); },
                     Contains("train-labels-idx1-ubyte: label 4 is 10, out of range [0, 10)"));
 }
 
 TEST_CASE("bad input: MNIST labels file missing", "[bad-input][mnist]") {
   TempDir dir;
-  test::write_file(dir / "train-images-idx3-ubyte", idx_images(5));
+  test::write_file(dir.file("train-images-idx3-ubyte"), idx_images(5));
   require_bad_input("MNIST", "an images file without its labels file",
-                    [&] { data::MNIST(dir.str(), data::Split::Train); },
+                    [&] { data::MNIST(dir.path(), data::Split::Train); },
                     Contains("MNIST: found neither train-labels-idx1-ubyte nor train-labels-idx1-ubyte.gz in"));
 }
 
 TEST_CASE("bad input: MNIST directory without data", "[bad-input][mnist]") {
   TempDir dir;
   require_bad_input("MNIST", "Fashion-MNIST from an empty directory",
-                    [&] { data::FashionMNIST(dir.str(), data::Split::Train); },
+                    [&] { data::FashionMNIST(dir.path(), data::Split::Train); },
                     Contains("FashionMNIST: found neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz in"));
 }
 
@@ -252,7 +252,7 @@ TEST_CASE("bad input: CIFAR-10 file that is not whole records", "[bad-input][cif
   write_cifar_train(dir, 2);
   Bytes bytes = test::cifar_records(2);
   bytes.resize(bytes.size() - 100);
-  test::write_file(dir / "data_batch_2.bin", bytes);
+  test::write_file(dir.file("data_batch_2.bin"), bytes);
   require_bad_input("CIFAR-10", "data_batch_2.bin 100 bytes short of 2 records", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_2.bin: file size 6046 is not a multiple of the 3073-byte record "
                              "(1 label + 3072 pixels): truncated or not CIFAR-10 binary"));
@@ -261,7 +261,7 @@ TEST_CASE("bad input: CIFAR-10 file that is not whole records", "[bad-input][cif
 TEST_CASE("bad input: CIFAR-10 file with the wrong number of records", "[bad-input][cifar10]") {
   TempDir dir;
   write_cifar_train(dir, 2);
-  test::write_file(dir / "data_batch_4.bin", test::cifar_records(3));
+  test::write_file(dir.file("data_batch_4.bin"), test::cifar_records(3));
   require_bad_input("CIFAR-10", "data_batch_4.bin holds 3 records, the others 2", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_4.bin: record count: expected 2 records (6146 bytes), got 3 (9219 bytes)"));
 }
@@ -271,7 +271,7 @@ TEST_CASE("bad input: CIFAR-10 label byte 10", "[bad-input][cifar10]") {
   write_cifar_train(dir, 2);
   Bytes bytes = test::cifar_records(2);
   bytes[3073] = 10;
-  test::write_file(dir / "data_batch_3.bin", bytes);
+  test::write_file(dir.file("data_batch_3.bin"), bytes);
   require_bad_input("CIFAR-10", "label byte 10 in record 1 of data_batch_3.bin", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_3.bin: record 1 label: 10 is out of range [0, 10)"));
 }
@@ -281,7 +281,7 @@ TEST_CASE("bad input: CIFAR-10 label byte 255", "[bad-input][cifar10]") {
   write_cifar_train(dir, 2);
   Bytes bytes = test::cifar_records(2);
   bytes[0] = 255;
-  test::write_file(dir / "data_batch_1.bin", bytes);
+  test::write_file(dir.file("data_batch_1.bin"), bytes);
   require_bad_input("CIFAR-10", "label byte 255 in record 0 of data_batch_1.bin", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_1.bin: record 0 label: 255 is out of range [0, 10)"));
 }
@@ -289,7 +289,7 @@ TEST_CASE("bad input: CIFAR-10 label byte 255", "[bad-input][cifar10]") {
 TEST_CASE("bad input: CIFAR-10 file missing", "[bad-input][cifar10]") {
   TempDir dir;
   write_cifar_train(dir, 2);
-  std::filesystem::remove(dir / "data_batch_3.bin");
+  std::filesystem::remove(dir.file("data_batch_3.bin"));
   require_bad_input("CIFAR-10", "data_batch_3.bin missing", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_3.bin: cannot open: No such file or directory"));
 }
@@ -297,7 +297,7 @@ TEST_CASE("bad input: CIFAR-10 file missing", "[bad-input][cifar10]") {
 TEST_CASE("bad input: CIFAR-10 empty file", "[bad-input][cifar10]") {
   TempDir dir;
   write_cifar_train(dir, 2);
-  test::write_file(dir / "data_batch_5.bin", {});
+  test::write_file(dir.file("data_batch_5.bin"), {});
   require_bad_input("CIFAR-10", "data_batch_5.bin empty", [&] { read_cifar_train(dir, 2); },
                     Contains("data_batch_5.bin: record count: expected 2 records (6146 bytes), got 0 (0 bytes)"));
 }
@@ -312,7 +312,7 @@ TEST_CASE("bad input: CIFAR-10 directory without data", "[bad-input][cifar10]") 
 TEST_CASE("bad input: CIFAR-10 class names file with 9 names", "[bad-input][cifar10]") {
   TempDir dir;
   write_cifar_train(dir, 2);
-  test::write_text(dir / "batches.meta.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\n");
+  test::write_text(dir.file("batches.meta.txt"), "a\nb\nc\nd\ne\nf\ng\nh\ni\n");
   require_bad_input("CIFAR-10", "batches.meta.txt with 9 names", [&] { read_cifar_train(dir, 2); },
                     Contains("batches.meta.txt: class names: expected 10 non-empty lines, got 9"));
 }
@@ -752,9 +752,9 @@ TEST_CASE("bad input: a state dict with a tensor of another shape", "[bad-input]
 TEST_CASE("bad input: a safetensors file of another model", "[bad-input][checkpoint]") {
   TempDir dir;
   testing::TinyMLP net(6, 8, 3);
-  save_safetensors(dir / "other.safetensors", nn::Linear(4, 2).state_dict());
+  save_safetensors(dir.file("other.safetensors"), nn::Linear(4, 2).state_dict());
   require_bad_input("checkpoint", "Linear(4, 2)'s weights into TinyMLP",
-                    [&] { net.load_state_dict(load_safetensors(dir / "other.safetensors")); },
+                    [&] { net.load_state_dict(load_safetensors(dir.file("other.safetensors"))); },
                     StartsWith("load_state_dict: missing key 'fc1.weight'"));
 }
 
@@ -781,17 +781,17 @@ TEST_CASE("bad input: a training checkpoint that does not exist", "[bad-input][c
   optim::TrainingState state;
   state.model = &net;
   require_bad_input("checkpoint", "load_checkpoint of a missing file",
-                    [&] { optim::load_checkpoint(dir / "missing.safetensors", state); },
+                    [&] { optim::load_checkpoint(dir.file("missing.safetensors"), state); },
                     Contains("missing.safetensors: cannot open for reading: No such file or directory"));
 }
 
 TEST_CASE("bad input: a training checkpoint that is not safetensors", "[bad-input][checkpoint]") {
   TempDir dir;
-  test::write_text(dir / "ckpt.safetensors", "epoch=3\n");
+  test::write_text(dir.file("ckpt.safetensors"), "epoch=3\n");
   testing::TinyMLP net(6, 8, 3);
   optim::TrainingState state;
   state.model = &net;
   require_bad_input("checkpoint", "load_checkpoint of an 8-byte text file",
-                    [&] { optim::load_checkpoint(dir / "ckpt.safetensors", state); },
+                    [&] { optim::load_checkpoint(dir.file("ckpt.safetensors"), state); },
                     Contains("ckpt.safetensors: header length: 734998682745663589 bytes exceeds the limit of 100000000 (not a safetensors file?)"));
 }
