@@ -173,6 +173,7 @@ TEST_CASE("pooling is bit-identical at 1 and 2 threads", "[pooling][threads]") {
   Tensor x0 = Tensor::randn({4, 64, 17, 13});
   std::vector<std::pair<std::string, Fn>> fns = {
       {"max", [](const std::vector<Tensor>& in) { return nn::functional::max_pool2d(in[0], 3, {.stride = 2, .padding = 1}); }},
+      {"max 2x2", [](const std::vector<Tensor>& in) { return nn::functional::max_pool2d(in[0], 2); }},
       {"avg", [](const std::vector<Tensor>& in) { return nn::functional::avg_pool2d(in[0], 3, {.stride = 1, .padding = 1}); }},
       {"adaptive", [](const std::vector<Tensor>& in) { return nn::functional::adaptive_avg_pool2d(in[0], 5, 4); }},
   };
