@@ -1,10 +1,11 @@
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
 
 #include <catch2/catch.hpp>
 #include <kiln/kiln.h>
+
+#include "../child_process.h"
 
 using namespace kiln;
 
@@ -42,28 +43,15 @@ TEST_CASE("AddressSanitizer catches a write one past a tensor's end", "[core][st
   REQUIRE(allocator_stats().cached_bytes == 0);
   for (int64_t n : {3, 17, 1000, 70000}) {  // odd sizes, and one above the cache threshold
     INFO("n = " << n);
-    int report[2];
-    REQUIRE(::pipe(report) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      ::close(report[0]);
-      ::dup2(report[1], STDERR_FILENO);
+    const testing::ChildResult child = testing::run_in_child([n] {
       Tensor t = Tensor::empty({n}, DType::f32);
       // The byte just past the last element.
       volatile char* end = static_cast<char*>(t.raw_data_ptr()) + n * 4;
       *end = 1;
       ::_exit(0);  // not reached when ASan works
-    }
-    ::close(report[1]);
-    std::string text;
-    char buffer[4096];
-    for (ssize_t got; (got = ::read(report[0], buffer, sizeof buffer)) > 0;) text.append(buffer, got);
-    ::close(report[0]);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-    REQUIRE_THAT(text, Catch::Contains("heap-buffer-overflow"));
+    });
+    REQUIRE_FALSE(child.exited_cleanly());
+    REQUIRE_THAT(child.stderr_text, Catch::Contains("heap-buffer-overflow"));
   }
 }
 #endif

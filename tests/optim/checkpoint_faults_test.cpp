@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "../child_process.h"
 #include "../temp_dir.h"
 #include "../test_helpers.h"
 #include "tiny_mlp.h"
@@ -48,13 +48,7 @@ void save_trained_checkpoint(const std::string& path, uint64_t seed) {
 // write past the limit fails with EFBIG instead of killing the process. Returns what the child
 // printed to stderr: "error: <the kiln::Error's message>" or "saved".
 std::string save_with_size_limit(const std::string& kind, const std::string& path, rlim_t limit) {
-  int report[2];
-  REQUIRE(::pipe(report) == 0);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(report[0]);
-    ::dup2(report[1], STDERR_FILENO);
+  const ChildResult child = run_in_child([&] {
     if (std::FILE* null = std::fopen("/dev/null", "w")) ::dup2(::fileno(null), STDOUT_FILENO);
     const rlimit fsize{limit, limit};
     if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) ::_exit(126);
@@ -65,18 +59,10 @@ std::string save_with_size_limit(const std::string& kind, const std::string& pat
     ::execl("/proc/self/exe", "kiln_tests", "save with a file size limit (child process)",
             static_cast<char*>(nullptr));
     ::_exit(127);
-  }
-  ::close(report[1]);
-  std::string text;
-  char buffer[4096];
-  for (ssize_t got; (got = ::read(report[0], buffer, sizeof buffer)) > 0;) text.append(buffer, got);
-  ::close(report[0]);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  INFO(text);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return text;
+  });
+  INFO(child.stderr_text);
+  REQUIRE(child.exited_cleanly());
+  return child.stderr_text;
 }
 
 }  // namespace
