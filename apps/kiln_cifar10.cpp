@@ -403,6 +403,18 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // --groups against the model, before any data is read: GroupNorm(min(groups, c), c) per layer.
+  const std::vector<std::string> norms_to_run =
+      o.sweep.empty() ? std::vector<std::string>{o.norm} : split_list(o.sweep_norms);
+  for (const std::string& n : norms_to_run) {
+    if (n != "gn" && n != "gn+ws") continue;
+    try {
+      apps::check_vgg_groups(apps::vgg_blocks(o.model), o.groups);
+    } catch (const Error& e) {
+      if (o.root()) std::cerr << "kiln-cifar10: " << e.what() << "\n\n" << app.help();
+      return 2;
+    }
+  }
   if (o.base_lr < 0) o.base_lr = o.optimizer == "sgd" ? 0.02 : 1e-3;
 
   try {

@@ -18,12 +18,24 @@ const std::vector<std::string>& norm_names() {
   return names;
 }
 
+void check_vgg_groups(const Blocks& blocks, int64_t groups) {
+  KILN_CHECK(groups >= 1, "groups: expected at least 1, got ", groups);
+  for (const auto& block : blocks) {
+    for (int64_t c : block) {
+      const int64_t g = std::min(groups, c);
+      KILN_CHECK(c % g == 0, "groups: channels ", c, " is not divisible by groups ", g);
+    }
+  }
+}
+
 std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string& norm,
                                          int64_t groups, int64_t in_channels, int64_t classes) {
   const auto& names = norm_names();
   KILN_CHECK(std::find(names.begin(), names.end(), norm) != names.end(),
              "norm: expected one of gn, bn, syncbn, ln, in, gn+ws, none, got '", norm, "'");
   KILN_CHECK(groups >= 1, "groups: expected at least 1, got ", groups);
+  const bool group_norm = norm == "gn" || norm == "gn+ws";
+  if (group_norm) check_vgg_groups(blocks, groups);
   auto net = std::make_shared<nn::Sequential>();
   int64_t c_in = in_channels;
   const nn::Conv2dOptions same{.padding = 1};
@@ -31,10 +43,8 @@ std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string
     for (int64_t c : block) {
       if (norm == "gn+ws") net->push_back(std::make_shared<nn::WSConv2d>(c_in, c, 3, same));
       else net->push_back(std::make_shared<nn::Conv2d>(c_in, c, 3, same));
-      if (norm == "gn" || norm == "gn+ws") {
-        const int64_t g = std::min(groups, c);
-        KILN_CHECK(c % g == 0, "groups: channels ", c, " is not divisible by groups ", g);
-        net->push_back(std::make_shared<nn::GroupNorm>(g, c));
+      if (group_norm) {
+        net->push_back(std::make_shared<nn::GroupNorm>(std::min(groups, c), c));
       } else if (norm == "bn") {
         net->push_back(std::make_shared<nn::BatchNorm2d>(c));
       } else if (norm == "syncbn") {

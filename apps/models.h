@@ -31,6 +31,11 @@ std::shared_ptr<nn::Sequential> make_vgg(const Blocks& blocks, const std::string
                                          int64_t groups = 32, int64_t in_channels = 3,
                                          int64_t classes = 10);
 
+/// Throws kiln::Error unless GroupNorm(min(groups, c), c) fits every layer's c: groups >= 1 and
+/// each c divisible by min(groups, c). make_vgg checks this too; the app calls it before loading
+/// any data, so a bad --groups is reported at once.
+void check_vgg_groups(const Blocks& blocks, int64_t groups);
+
 /// The names make_vgg accepts, for flag validation and help text.
 const std::vector<std::string>& norm_names();
 

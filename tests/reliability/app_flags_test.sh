@@ -66,6 +66,8 @@ check "no Fashion-MNIST data found. Looked in: $work/nowhere" --dataset fashion-
 check "cannot read the CIFAR-10 data: CIFAR10: $work/data/data_batch_1.bin: record count: expected 5 records" "${data[@]}" --cifar-records 5
 check "--sweep: expected positive batch sizes like 32,16,8, got 'x'" "${data[@]}" --sweep 8,x
 check "groups: channels 32 is not divisible by groups 5" "${data[@]}" --norm gn --groups 5 --batch 2
+# --groups is checked against the model before the data is looked for.
+check "groups: channels 32 is not divisible by groups 24" --data "$work/nowhere" --sweep 2 --sweep-norms bn,gn --groups 24
 
 # A truncated file in otherwise good data.
 cp -r "$work/data" "$work/cut"
