@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -252,17 +253,28 @@ void print_summary(const apps::RunResult& r) {
                 m.images_per_second, m.seconds);
 }
 
-int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset& test) {
-  std::vector<int64_t> batches;
-  for (const std::string& b : split_list(o.sweep)) {
+// The batch sizes of --sweep ("32,16,8"), or the first entry that is not a positive integer.
+struct SweepBatches {
+  std::vector<int64_t> sizes;
+  std::optional<std::string> bad;
+};
+
+SweepBatches parse_sweep(const std::string& text) {
+  SweepBatches out;
+  for (const std::string& b : split_list(text)) {
     char* end = nullptr;
     const long long v = std::strtoll(b.c_str(), &end, 10);
-    if (*end != '\0' || v < 1) {
-      std::cerr << "kiln-cifar10: --sweep: expected positive batch sizes like 32,16,8, got '" << b << "'\n";
-      return 2;
+    if (b.empty() || *end != '\0' || v < 1) {
+      out.bad = b;
+      return out;
     }
-    batches.push_back(v);
+    out.sizes.push_back(v);
   }
+  return out;
+}
+
+int run_sweep(const Options& o, const data::Dataset& train, const data::Dataset& test) {
+  const std::vector<int64_t> batches = parse_sweep(o.sweep).sizes;  // checked in main
   const std::vector<std::string> norms = split_list(o.sweep_norms);
   if (o.root()) fs::create_directories(o.out);
   struct Cell {
@@ -402,6 +414,12 @@ int main(int argc, char** argv) {
       }
       return 2;
     }
+  }
+  if (const SweepBatches sweep = parse_sweep(o.sweep); sweep.bad) {
+    if (o.root())
+      std::cerr << "kiln-cifar10: --sweep: expected positive batch sizes like 32,16,8, got '"
+                << *sweep.bad << "'\n\n" << app.help();
+    return 2;
   }
   // --groups against the model, before any data is read: GroupNorm(min(groups, c), c) per layer.
   const std::vector<std::string> norms_to_run =

@@ -60,11 +60,11 @@ check "--threads: expected an integer >= 1, got '0'" --threads 0
 check "--weight-decay: expected a number >= 0, got 'nan'" --weight-decay nan
 check "--checkpoint-steps: expected an integer >= 0, got '-1'" --checkpoint-steps=-1
 check "--sweep-norms: 'batchnorm' is not one of" --sweep-norms gn,batchnorm
+check "--sweep: expected positive batch sizes like 32,16,8, got 'x'" --data "$work/nowhere" --sweep 8,x
 # Against the data and the model.
 check "no CIFAR-10 data found. Looked in: $work/nowhere" --data "$work/nowhere"
 check "no Fashion-MNIST data found. Looked in: $work/nowhere" --dataset fashion-mnist --data "$work/nowhere"
 check "cannot read the CIFAR-10 data: CIFAR10: $work/data/data_batch_1.bin: record count: expected 5 records" "${data[@]}" --cifar-records 5
-check "--sweep: expected positive batch sizes like 32,16,8, got 'x'" "${data[@]}" --sweep 8,x
 check "groups: channels 32 is not divisible by groups 5" "${data[@]}" --norm gn --groups 5 --batch 2
 # --groups is checked against the model before the data is looked for.
 check "groups: channels 32 is not divisible by groups 24" --data "$work/nowhere" --sweep 2 --sweep-norms bn,gn --groups 24
