@@ -190,11 +190,11 @@ std::optional<LoadedData> load_data(const Options& o) {
       }
       d.where = dir;
       return d;
+    } catch (const FileNotFoundError& e) {
+      last_error = e.what();
     } catch (const Error& e) {
       last_error = e.what();
-      const bool not_there = last_error.find(": found no") != std::string::npos ||
-                             last_error.find(": found neither") != std::string::npos;
-      if (!not_there && bad_data.empty()) bad_data = last_error;
+      if (bad_data.empty()) bad_data = last_error;
     }
   }
   if (!o.root()) return std::nullopt;  // every rank looked; rank 0 says so

@@ -22,6 +22,15 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+/// A kiln::Error for input that is not there at all: a dataset reader that finds none of the files
+/// it looks for throws this, so a caller can tell "no data here" from "bad data here" without
+/// reading the message.
+class FileNotFoundError : public Error {
+ public:
+  /// An error whose what() is `message`.
+  explicit FileNotFoundError(const std::string& message) : Error(message) {}
+};
+
 /// Formats a shape the way messages and printing show it: "[2, 3, 4]".
 std::string shape_str(const std::vector<int64_t>& shape);
 

@@ -32,8 +32,9 @@ fs::path find_batches_dir(const std::string& root, Split split) {
   const fs::path nested = fs::path(root) / "cifar-10-batches-bin";
   if (path_exists(fs::path(root) / first)) return fs::path(root);
   if (path_exists(nested / first)) return nested;
-  KILN_FAIL("CIFAR10: found no ", first, " in ", root, " or ", nested.string(),
-            " (scripts/get-cifar10.sh ", root, " downloads the binary version)");
+  throw FileNotFoundError(detail::concat("CIFAR10: found no ", first, " in ", root, " or ",
+                                         nested.string(), " (scripts/get-cifar10.sh ", root,
+                                         " downloads the binary version)"));
 }
 
 // batches.meta.txt: the class names, one per line, in label order.

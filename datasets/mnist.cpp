@@ -21,8 +21,8 @@ std::string find_idx_file(const std::string& name, const std::string& root,
       if (fs::exists(candidate, ec)) return candidate.string();
     }
   }
-  KILN_FAIL(name, ": found neither ", stem, " nor ", stem, ".gz in ", root, " or ",
-            (fs::path(root) / name / "raw").string());
+  throw FileNotFoundError(detail::concat(name, ": found neither ", stem, " nor ", stem, ".gz in ",
+                                         root, " or ", (fs::path(root) / name / "raw").string()));
 }
 
 }  // namespace

@@ -122,9 +122,17 @@ TEST_CASE("CIFAR10 reports missing files and a bad option") {
   kiln::test::TempDir dir;
   CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Test); }),
              Contains("CIFAR10: found no test_batch.bin in " + dir.path()));
+  // No data at all is a FileNotFoundError; a partial set is bad data, a plain kiln::Error.
+  CHECK_THROWS_AS(CIFAR10(dir.path(), Split::Test), kiln::FileNotFoundError);
   kiln::test::write_file(dir.file("data_batch_1.bin"), kiln::test::cifar_records(kRecords));
   CHECK_THAT(error_of([&] { CIFAR10(dir.path(), Split::Train, kSmall); }),
              Contains("data_batch_2.bin: cannot open"));
+  try {
+    CIFAR10(dir.path(), Split::Train, kSmall);
+  } catch (const kiln::FileNotFoundError&) {
+    FAIL("a missing data_batch_2.bin beside data_batch_1.bin is bad data, not missing data");
+  } catch (const kiln::Error&) {
+  }
   CHECK_THAT(
       error_of([&] { CIFAR10(dir.path(), Split::Train, CIFAR10Options{.records_per_file = 0}); }),
       Contains("records_per_file must be in [1, 100000], got 0"));

@@ -72,6 +72,7 @@ TEST_CASE("FashionMNIST finds the torchvision layout and names its classes") {
              Contains("FashionMNIST: found neither train-images-idx3-ubyte nor "
                       "train-images-idx3-ubyte.gz in " +
                       dir.path()));
+  CHECK_THROWS_AS(FashionMNIST(dir.path(), Split::Train), kiln::FileNotFoundError);
 }
 
 TEST_CASE("MNIST refuses images and labels whose counts disagree") {
