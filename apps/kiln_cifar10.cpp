@@ -264,7 +264,7 @@ SweepBatches parse_sweep(const std::string& text) {
   for (const std::string& b : split_list(text)) {
     char* end = nullptr;
     const long long v = std::strtoll(b.c_str(), &end, 10);
-    if (b.empty() || *end != '\0' || v < 1) {
+    if (*end != '\0' || v < 1) {
       out.bad = b;
       return out;
     }
@@ -424,8 +424,9 @@ int main(int argc, char** argv) {
   // --groups against the model, before any data is read: GroupNorm(min(groups, c), c) per layer.
   const std::vector<std::string> norms_to_run =
       o.sweep.empty() ? std::vector<std::string>{o.norm} : split_list(o.sweep_norms);
-  for (const std::string& n : norms_to_run) {
-    if (n != "gn" && n != "gn+ws") continue;
+  const bool uses_group_norm = std::any_of(norms_to_run.begin(), norms_to_run.end(),
+                                           [](const std::string& n) { return n == "gn" || n == "gn+ws"; });
+  if (uses_group_norm) {
     try {
       apps::check_vgg_groups(apps::vgg_blocks(o.model), o.groups);
     } catch (const Error& e) {
