@@ -424,8 +424,9 @@ int main(int argc, char** argv) {
   // --groups against the model, before any data is read: GroupNorm(min(groups, c), c) per layer.
   const std::vector<std::string> norms_to_run =
       o.sweep.empty() ? std::vector<std::string>{o.norm} : split_list(o.sweep_norms);
-  const bool uses_group_norm = std::any_of(norms_to_run.begin(), norms_to_run.end(),
-                                           [](const std::string& n) { return n == "gn" || n == "gn+ws"; });
+  const bool uses_group_norm =
+      std::any_of(norms_to_run.begin(), norms_to_run.end(),
+                  [](const std::string& n) { return n == "gn" || n == "gn+ws"; });
   if (uses_group_norm) {
     try {
       apps::check_vgg_groups(apps::vgg_blocks(o.model), o.groups);

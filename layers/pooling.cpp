@@ -95,8 +95,8 @@ MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g) {
     const T* px = x.data_ptr<T>();
     T* py = r.y.data_ptr<T>();
     int64_t* pi = r.indices.data_ptr<int64_t>();
-    const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
-                            g.pad_h == 0 && g.pad_w == 0;
+    const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 &&
+                            g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
     for_each_plane(p, p.OH * p.OW * g.kernel_h * g.kernel_w, [&](int64_t plane) {
       const T* in = px + plane * p.H * p.W;
       T* out = py + plane * p.OH * p.OW;
