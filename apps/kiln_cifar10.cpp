@@ -16,6 +16,8 @@
 #include <optional>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <kiln/kiln.h>
 
@@ -253,6 +255,18 @@ void print_summary(const apps::RunResult& r) {
                 m.images_per_second, m.seconds);
 }
 
+// Why --out cannot become a directory of results, or nothing when it can: its nearest existing
+// ancestor (--out itself, when it exists) must be a writable directory.
+std::optional<std::string> out_dir_problem(const std::string& out) {
+  std::error_code ec;
+  fs::path p = fs::absolute(out, ec);
+  if (ec) return ec.message();
+  while (!fs::exists(p, ec) && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+  if (!fs::is_directory(p, ec)) return p.string() + " is not a directory";
+  if (::access(p.c_str(), W_OK) != 0) return p.string() + " is not writable";
+  return std::nullopt;
+}
+
 // The batch sizes of --sweep ("32,16,8"), or the first entry that is not a positive integer.
 struct SweepBatches {
   std::vector<int64_t> sizes;
@@ -414,6 +428,12 @@ int main(int argc, char** argv) {
       }
       return 2;
     }
+  }
+  if (const std::optional<std::string> problem = out_dir_problem(o.out)) {
+    if (o.root())
+      std::cerr << "kiln-cifar10: --out: expected a directory for the results, got '" << o.out
+                << "' (" << *problem << ")\n\n" << app.help();
+    return 2;
   }
   if (const SweepBatches sweep = parse_sweep(o.sweep); sweep.bad) {
     if (o.root())

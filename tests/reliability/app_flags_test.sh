@@ -61,6 +61,8 @@ check "--weight-decay: expected a number >= 0, got 'nan'" --weight-decay nan
 check "--checkpoint-steps: expected an integer >= 0, got '-1'" --checkpoint-steps=-1
 check "--sweep-norms: 'batchnorm' is not one of" --sweep-norms gn,batchnorm
 check "--sweep: expected positive batch sizes like 32,16,8, got 'x'" --data "$work/nowhere" --sweep 8,x
+touch "$work/a-file"
+check "--out: expected a directory for the results, got '$work/a-file/run' ($work/a-file is not a directory)" --data "$work/nowhere" --out "$work/a-file/run"
 # Against the data and the model.
 check "no CIFAR-10 data found. Looked in: $work/nowhere" --data "$work/nowhere"
 check "no Fashion-MNIST data found. Looked in: $work/nowhere" --dataset fashion-mnist --data "$work/nowhere"
