@@ -53,7 +53,8 @@ void for_each_plane(const Planes& p, int64_t reads_per_plane, Fn&& fn) {
 // MaxPool2d with 2x2 windows, stride 2 and no padding (every VGG block ends with one): one
 // plane, as the general loop computes it, but with selects instead of branches. On activations the
 // comparisons are coin tosses, and a mispredicted branch per element cost more than the rest of
-// the kernel; in this form GCC vectorizes the row.
+// the kernel. GCC keeps a branch only for the NaN tests, which real activations never take, so it
+// is always predicted; the loop is not vectorized.
 //   in: [H, W]; out, idx: [OH, OW] with OH = H / 2, OW = W / 2
 template <class T>
 void max_pool_2x2_plane(const T* in, T* out, int64_t* idx, const Planes& p) {

@@ -117,7 +117,7 @@ TEST_CASE("max pooling takes the first maximum in scan order", "[pooling]") {
 }
 
 TEST_CASE("2x2 stride-2 max pooling agrees with a plain loop on odd sizes, ties and NaNs", "[pooling]") {
-  // The 2x2 stride-2 case has its own branch-free kernel; this plain loop is its oracle.
+  // The 2x2 stride-2 case has its own kernel, with selects for branches; this plain loop is its oracle.
   auto reference = [](const std::vector<float>& x, int64_t planes, int64_t H, int64_t W) {
     const int64_t OH = H / 2, OW = W / 2;
     std::vector<float> y;
