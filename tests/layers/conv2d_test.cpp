@@ -173,6 +173,34 @@ TEST_CASE("conv2d: forward and backward are bit-identical at 1 and 2 threads") {
   set_num_threads(before);
 }
 
+TEST_CASE("conv2d: repeated forward and backward take no fresh large blocks") {
+#ifdef KILN_EXACT_ALLOCATIONS
+  SUCCEED("sanitizer builds have no block cache");
+#else
+  // Winograd (its filter buffers are 16 x 64 x 64 floats, 256 KiB, for each direction) and an
+  // im2col stride-2 layer whose grad_weight sums partial copies of dW over batch ranges.
+  const std::vector<ConvCase> cases = {{2, 64, 16, 16, 64, 3, 1, 1, 1, 1, true},
+                                       {2, 64, 31, 31, 128, 3, 2, 1, 1, 1, true}};
+  for (const ConvCase& c : cases) {
+    INFO(describe(c));
+    Tensor x = Tensor::randn({c.N, c.C, c.H, c.W}).requires_grad_();
+    Tensor w = Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}).requires_grad_();
+    Tensor b = Tensor::randn({c.C_out}).requires_grad_();
+    auto step = [&] {
+      x.set_grad(Tensor());
+      w.set_grad(Tensor());
+      b.set_grad(Tensor());
+      Tensor y = nn::functional::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+      y.backward(Tensor::ones(y.shape()));
+    };
+    step();
+    const size_t before = allocator_stats().fresh_allocations;
+    for (int i = 0; i < 3; ++i) step();
+    REQUIRE(allocator_stats().fresh_allocations == before);
+  }
+#endif
+}
+
 TEST_CASE("Conv2d: shapes, parameters, state_dict and repr") {
   manual_seed(4);
   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.stride = 1, .padding = 1});
