@@ -68,7 +68,8 @@ for name, pairs in rows.items():
     k = [p[2] for p in pairs if p[2] is not None]
     ratios = [p[1] / p[2] for p in pairs if p[1] is not None and p[2] is not None]
     rts = [int(p[0]) for p in pairs if p[0].isdigit()]
-    t_med = f"{statistics.median(t):.2f}" if t else "-"
+    digits = 3 if name.startswith("op:") else 2  # as kiln-bench and torch_ref.py print them
+    t_med = f"{statistics.median(t):.{digits}f}" if t else "-"
     k_med = statistics.median(k) if k else None
     ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
     spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
@@ -78,6 +79,6 @@ for name, pairs in rows.items():
         g = flops[parts[1]] * int(parts[3]) / (k_med / 1e3)
         gflops, share = f"{g:.1f}", f"{100 * g / peak:.0f}%"
     rt = f"{min(rts)}-{max(rts)}" if rts else "-"
-    k_str = f"{k_med:.3f}" if k_med else "-"
+    k_str = f"{k_med:.{digits}f}" if k_med else "-"
     print(f"{name:28} {t_med:>11} {k_str:>9} {ratio:>6} {spread:>12} {gflops:>13} {share:>8} {rt:>14}")
 PY
