@@ -256,9 +256,9 @@ struct Relu : Function<Relu> {
     ctx.save_for_backward({y});
     return y;
   }
-  // dy/dx = [x > 0] = [y > 0]
+  // dy/dx = [x > 0] = [y > 0]; like PyTorch's threshold_backward, dx = g where y > 0, else 0
   static Grads backward(Context& ctx, const Grads& g) {
-    return {kernels::binary(Binary::mul, g[0], kernels::binary_scalar(Binary::gt, ctx.saved()[0], 0))};
+    return {kernels::relu_backward(g[0], ctx.saved()[0])};
   }
 };
 

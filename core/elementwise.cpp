@@ -217,6 +217,20 @@ Tensor binary_scalar(Binary op, const Tensor& a, double s) {
   return binary(op, to_dtype(a, dtype), Tensor::scalar(s, dtype));
 }
 
+Tensor relu_backward(const Tensor& grad_y, const Tensor& y) {
+  KILN_CHECK(grad_y.shape() == y.shape() && grad_y.dtype() == y.dtype() &&
+                 is_floating(y.dtype()),
+             "relu backward: expected grad_y and y of one shape and floating dtype, got grad_y ",
+             grad_y.shape(), " of ", dtype_name(grad_y.dtype()), " and y ", y.shape(), " of ",
+             dtype_name(y.dtype()));
+  Tensor out = Tensor::empty(y.shape(), y.dtype());
+  dispatch_floating(y.dtype(), "relu backward", [&]<class T>() {
+    // One pass, a select: the mask never exists as a tensor of its own.
+    run_binary<T>(out, grad_y, y, [](T g, T v) { return v > T(0) ? g : T(0); });
+  });
+  return out;
+}
+
 Tensor unary(Unary op, const Tensor& a) {
   Tensor x = (a.dtype() == DType::i64 && float_only(op)) ? to_dtype(a, DType::f32) : a;
   Tensor out = Tensor::empty(x.shape(), x.dtype());

@@ -28,6 +28,10 @@ Tensor binary_scalar(Binary op, const Tensor& a, double s);
 Tensor unary(Unary op, const Tensor& a);
 /// min(max(a, lo), hi).
 Tensor clamp(const Tensor& a, double lo, double hi);
+/// relu's gradient, as PyTorch's threshold_backward: grad_y where y > 0, else 0. A NaN or infinite
+/// grad_y at an inactive unit gives 0, and no zero takes grad_y's sign. grad_y and y have one
+/// shape and one floating dtype; y may be relu's input or its output.
+Tensor relu_backward(const Tensor& grad_y, const Tensor& y);
 /// cond != 0 ? a : b, all three broadcast together.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 /// dst[...] = src[...] with src broadcast to dst's shape and converted to dst's dtype.

@@ -1,6 +1,7 @@
 // Gradients of the elementwise ops (autograd/elementwise_ops.cpp): gradcheck in f64 on plain,
 // broadcast, non-contiguous and view inputs, plus the exact gradients at kinks and ties.
 #include <cmath>
+#include <limits>
 
 #include "../test_util.h"
 
@@ -164,6 +165,26 @@ TEST_CASE("gradients at kinks follow PyTorch", "[ops][elementwise]") {
   x.set_grad(Tensor());
   x.pow(1).sum().backward();
   CHECK(grad_of(x) == std::vector<double>{1, 1, 1});
+}
+
+TEST_CASE("relu's gradient is PyTorch's threshold_backward", "[ops][elementwise]") {
+  // Where the unit is off (y <= 0) the gradient is +0 whatever arrives, NaN and inf included;
+  // where it is on, the incoming gradient passes unchanged, NaN included. (torch.relu gives
+  // [0, 0, nan, 0, -2] with no negative zero for these.)
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(dtype_name(dtype));
+    Tensor x = Tensor::from_vector(std::vector<double>{-1, 0, 2, -3, 4}).to(dtype).requires_grad_();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    x.relu().backward(Tensor::from_vector(std::vector<double>{nan, inf, nan, -5, -2}).to(dtype));
+    const std::vector<double> g = x.grad().to(DType::f64).to_vector<double>();
+    for (int i : {0, 1, 3}) {
+      CHECK(g[i] == 0);
+      CHECK_FALSE(std::signbit(g[i]));
+    }
+    CHECK(std::isnan(g[2]));
+    CHECK(g[4] == -2);
+  }
 }
 
 TEST_CASE("pow(tensor, tensor) at a zero base follows PyTorch", "[ops][elementwise]") {
