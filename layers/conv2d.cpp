@@ -343,8 +343,8 @@ class Scratch {
 };
 
 // A per-call buffer of n elements, left uninitialized (its users write every element first). It
-// comes from the caching allocator, so each step reuses the last step's blocks (the Winograd
-// filters of a 512-channel layer are 16 MiB) instead of faulting in fresh zeroed pages.
+// comes from the caching allocator, like every tensor, so the large ones (the Winograd filters of
+// a 512-channel layer are 16 MiB) are reused from step to step and show in allocator_stats().
 struct CallBufferDeleter {
   size_t bytes = 0;
   void operator()(void* p) const noexcept { deallocate(p, bytes); }
