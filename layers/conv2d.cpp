@@ -379,11 +379,17 @@ ValidRange valid_columns(const ConvGeometry& g, int64_t j) {
   return {lo, hi};
 }
 
-// Calls fn(n, oh) for the flattened rows r = n OH + oh in [r0, r1), without a division per row.
+// The flattened row r = n OH + oh, as (n, oh).
+struct RowIndex {
+  int64_t n, oh;
+};
+RowIndex row_index(const ConvGeometry& g, int64_t r) { return {r / g.OH, r % g.OH}; }
+
+// Calls fn(n, oh) for the count flattened rows from `first` on, without a division per row.
 template <class Fn>
-void for_each_row(const ConvGeometry& g, int64_t r0, int64_t r1, Fn&& fn) {
-  int64_t n = r0 / g.OH, oh = r0 - n * g.OH;
-  for (int64_t r = r0; r < r1; ++r) {
+void for_each_row(const ConvGeometry& g, RowIndex first, int64_t count, Fn&& fn) {
+  int64_t n = first.n, oh = first.oh;
+  for (int64_t r = 0; r < count; ++r) {
     fn(n, oh);
     if (++oh == g.OH) {
       oh = 0;
@@ -402,23 +408,35 @@ void add_row(T* __restrict dst, int64_t stride, const T* __restrict src, int64_t
   }
 }
 
+// Rows of at most this many output columns are lowered element by element.
+constexpr int64_t kShortRow = 16;
+
 // cols [(c1 - c0) KH KW, (r1 - r0) OW] for input channels [c0, c1) (absolute) and flattened output
 // rows [r0, r1):  cols[(c - c0, i, j), (r - r0, ow)] = x[n, c, oh s - p + i d, ow s - p + j d].
+// The taps (i, j) run outermost, so each finds its valid columns once for all channels.
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
             T* cols) {
-  const int64_t OW = g.OW, image = g.C * g.H * g.W;
-  T* dst = cols;
-  for (int64_t c = c0; c < c1; ++c) {
-    for (int64_t i = 0; i < g.KH; ++i) {
-      for (int64_t j = 0; j < g.KW; ++j) {
-        const ValidRange valid = valid_columns(g, j);
-        const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
+  const int64_t OW = g.OW, image = g.C * g.H * g.W, pixels = (r1 - r0) * OW;
+  const RowIndex first = row_index(g, r0);
+  for (int64_t i = 0; i < g.KH; ++i) {
+    for (int64_t j = 0; j < g.KW; ++j) {
+      const ValidRange valid = valid_columns(g, j);
+      const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
+      for (int64_t c = c0; c < c1; ++c) {
+        T* dst = cols + ((c - c0) * g.KK + i * g.KW + j) * pixels;
         // x_cj[n image + ih W + k s] = x[n, c, ih, (lo + k) s - p + j d], the first valid column
         const T* x_cj = x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
-        for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
+        for_each_row(g, first, r1 - r0, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih < 0 || ih >= g.H || lo == hi) {
+          if (OW <= kShortRow) {
+            // One select per element: on short rows the calls of fill and copy cost more than
+            // the copy.
+            const bool row_ok = ih >= 0 && ih < g.H;
+            const T* src = x_cj + n * image + ih * g.W;
+            for (int64_t k = 0; k < OW; ++k)
+              dst[k] = row_ok && k >= lo && k < hi ? src[(k - lo) * g.s] : T(0);
+          } else if (ih < 0 || ih >= g.H || lo == hi) {
             std::fill(dst, dst + OW, T(0));
           } else {
             const T* src = x_cj + n * image + ih * g.W;
@@ -438,23 +456,25 @@ void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r
 }
 
 // The adjoint of im2col: grad_x[n, c, oh s - p + i d, ow s - p + j d] += dcols[(c - c0, i, j),
-// (r - r0, ow)] for channels [c0, c1) and rows [r0, r1).
+// (r - r0, ow)] for channels [c0, c1) and rows [r0, r1). Each element of grad_x receives its
+// terms in (i, j) order, as in a loop with the channels outermost.
 template <class T>
 void col2im(const ConvGeometry& g, const T* dcols, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
             T* grad_x) {
-  const int64_t OW = g.OW, image = g.C * g.H * g.W;
-  const T* src = dcols;
-  for (int64_t c = c0; c < c1; ++c) {
-    for (int64_t i = 0; i < g.KH; ++i) {
-      for (int64_t j = 0; j < g.KW; ++j) {
-        const ValidRange valid = valid_columns(g, j);
-        const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
+  const int64_t OW = g.OW, image = g.C * g.H * g.W, pixels = (r1 - r0) * OW;
+  const RowIndex first = row_index(g, r0);
+  for (int64_t i = 0; i < g.KH; ++i) {
+    for (int64_t j = 0; j < g.KW; ++j) {
+      const ValidRange valid = valid_columns(g, j);
+      const int64_t lo = valid.lo, hi = valid.hi;  // named, not bound: lambdas capture them
+      if (lo == hi) continue;
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* src = dcols + ((c - c0) * g.KK + i * g.KW + j) * pixels;
         // gx_cj[n image + ih W + k s] = grad_x[n, c, ih, (lo + k) s - p + j d]
         T* gx_cj = grad_x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
-        for_each_row(g, r0, r1, [&](int64_t n, int64_t oh) {
+        for_each_row(g, first, r1 - r0, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (ih >= 0 && ih < g.H && lo < hi)
-            add_row(gx_cj + n * image + ih * g.W, g.s, src + lo, hi - lo);
+          if (ih >= 0 && ih < g.H) add_row(gx_cj + n * image + ih * g.W, g.s, src + lo, hi - lo);
           src += OW;
         });
       }
