@@ -879,13 +879,43 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
   const int64_t o_size = split_block(g.C_out_g, g.G * tiles.count);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
 
+  // When the output channels are split, the tiles are few (fewer than kMinChunks per group) and
+  // each would be lowered once per block of output channels: they are lowered once instead, into
+  // shared_cols, by a first loop whose chunks are (group, tile, block of input channels).
+  // Tile (grp, t) starts at (grp tiles.count + t) tile_stride.
+  const bool share_cols = !g.pointwise && o_blocks > 1;
+  int64_t tile_stride = 0;
+  for (int64_t t = 0; share_cols && t < tiles.count; ++t) {
+    const auto [r0, r1] = tiles.rows(t);
+    tile_stride = std::max(tile_stride, g.K_g * (r1 - r0) * g.OW);
+  }
+  const CallBuffer<T> shared_cols =
+      share_cols ? call_buffer<T>(g.G * tiles.count * tile_stride) : nullptr;
+  if (share_cols) {
+    const int64_t c_size = split_block(g.C_g, g.G * tiles.count);
+    const int64_t c_blocks = ceil_div(g.C_g, c_size);
+    parallel_for(0, g.G * tiles.count * c_blocks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t cb = k % c_blocks, tile = k / c_blocks;  // tile = grp tiles.count + t
+        const int64_t grp = tile / tiles.count;
+        const auto [r0, r1] = tiles.rows(tile % tiles.count);
+        const int64_t c0 = grp * g.C_g + cb * c_size, c1 = std::min(c0 + c_size, (grp + 1) * g.C_g);
+        im2col(g, x, c0, c1, r0, r1,
+               shared_cols.get() + tile * tile_stride + cb * c_size * g.KK * (r1 - r0) * g.OW);
+      }
+    });
+  }
+
   // Y[o-block, tile] = W_g[o-block] cols + bias
-  auto im2col_chunk = [&](int64_t grp, int64_t r0, int64_t r1, int64_t o0, int64_t no) {
+  auto im2col_chunk = [&](int64_t grp, int64_t t, int64_t r0, int64_t r1, int64_t o0,
+                          int64_t no) {
     const int64_t pixels = (r1 - r0) * g.OW;
     const T* cols;
     int64_t ld_cols = pixels;
     if (g.pointwise) {
       cols = rows_matrix(x, g.C, g.OH, g.OW, grp * g.C_g, g.C_g, r0, r1, kCols, ld_cols);
+    } else if (share_cols) {
+      cols = shared_cols.get() + (grp * tiles.count + t) * tile_stride;
     } else {
       T* buf = scratch<T>(kCols, g.K_g * pixels);
       im2col(g, x, grp * g.C_g, (grp + 1) * g.C_g, r0, r1, buf);
@@ -917,7 +947,7 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
       const auto [r0, r1] = tiles.rows(t);
       const int64_t o0 = grp * g.C_out_g + ob * o_size;
       const int64_t no = std::min(o_size, g.C_out_g - ob * o_size);
-      im2col_chunk(grp, r0, r1, o0, no);
+      im2col_chunk(grp, t, r0, r1, o0, no);
     }
   });
 }

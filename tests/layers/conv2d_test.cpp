@@ -57,6 +57,9 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {1, 17, 33, 31, 7, 3, 1, 1, 1, 1, true}, {1, 32, 35, 29, 5, 3, 1, 1, 1, 1, true},
       {33, 8, 3, 4, 16, 3, 1, 1, 1, 1, true},
       {17, 16, 2, 2, 32, 1, 1, 0, 1, 1, true}, {3, 34, 7, 5, 17, 3, 1, 1, 1, 1, false},
+      // Few tiles and many output channels, so the forward lowers each tile once for several
+      // channel blocks: two groups over one tile of two images, and stride 2 on short rows.
+      {2, 64, 4, 4, 64, 3, 1, 1, 1, 2, true},  {3, 40, 7, 5, 48, 3, 2, 1, 1, 1, true},
       // Stride-1 "same" convolutions that are not the Winograd kind: dilation, a 5x5 kernel.
       {3, 16, 17, 16, 18, 3, 1, 2, 2, 1, false}, {1, 32, 17, 16, 33, 5, 1, 2, 1, 1, true},
       // Winograd F(2x2, 3x3): odd heights and widths (half-empty edge tiles), one tile row, a
