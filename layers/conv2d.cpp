@@ -357,7 +357,7 @@ CallBuffer<T> call_buffer(int64_t n) {
   return CallBuffer<T>(static_cast<T*>(allocate(bytes)), CallBufferDeleter{bytes});
 }
 
-enum ScratchSlot { kCols, kPacked, kAccum, kStage, kSlots };
+enum ScratchSlot { kCols, kPacked, kAccum, kStage, kOffsets, kSlots };
 template <class T>
 T* scratch(ScratchSlot slot, int64_t count) {
   thread_local Scratch buffers[kSlots];
@@ -408,8 +408,41 @@ void add_row(T* __restrict dst, int64_t stride, const T* __restrict src, int64_t
   }
 }
 
-// Rows of at most this many output columns are lowered element by element.
+// Rows of at most this many output columns are lowered by gathering: the calls of fill and copy
+// per row would cost more than the copy.
 constexpr int64_t kShortRow = 16;
+
+// im2col on short rows. For each tap (i, j) the position of every pixel's input inside a channel
+// plane, offsets[(r - r0) OW + ow] = n C H W + ih W + iw (or -1 where the tap reads padding), is
+// the same for all channels: it is found once, and each channel gathers with it.
+template <class T>
+void im2col_short_rows(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r0,
+                       int64_t r1, T* cols) {
+  const int64_t OW = g.OW, image = g.C * g.H * g.W, pixels = (r1 - r0) * OW;
+  int64_t* offsets = scratch<int64_t>(kOffsets, pixels);
+  for (int64_t i = 0; i < g.KH; ++i) {
+    for (int64_t j = 0; j < g.KW; ++j) {
+      int64_t* o = offsets;
+      for_each_row(g, row_index(g, r0), r1 - r0, [&](int64_t n, int64_t oh) {
+        const int64_t ih = oh * g.s - g.p + i * g.d;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t iw = ow * g.s - g.p + j * g.d;
+          const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+          *o++ = inside ? n * image + ih * g.W + iw : -1;
+        }
+      });
+      for (int64_t c = c0; c < c1; ++c) {
+        T* __restrict dst = cols + ((c - c0) * g.KK + i * g.KW + j) * pixels;
+        const T* __restrict plane = x + c * g.H * g.W;
+        // A select, not a branch: padding reads element 0 of the plane and drops it.
+        for (int64_t q = 0; q < pixels; ++q) {
+          const T v = plane[std::max<int64_t>(offsets[q], 0)];
+          dst[q] = offsets[q] >= 0 ? v : T(0);
+        }
+      }
+    }
+  }
+}
 
 // cols [(c1 - c0) KH KW, (r1 - r0) OW] for input channels [c0, c1) (absolute) and flattened output
 // rows [r0, r1):  cols[(c - c0, i, j), (r - r0, ow)] = x[n, c, oh s - p + i d, ow s - p + j d].
@@ -417,6 +450,7 @@ constexpr int64_t kShortRow = 16;
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
             T* cols) {
+  if (g.OW <= kShortRow) return im2col_short_rows(g, x, c0, c1, r0, r1, cols);
   const int64_t OW = g.OW, image = g.C * g.H * g.W, pixels = (r1 - r0) * OW;
   const RowIndex first = row_index(g, r0);
   for (int64_t i = 0; i < g.KH; ++i) {
@@ -429,14 +463,7 @@ void im2col(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1, int64_t r
         const T* x_cj = x + c * g.H * g.W + (lo * g.s + j * g.d - g.p);
         for_each_row(g, first, r1 - r0, [&](int64_t n, int64_t oh) {
           const int64_t ih = oh * g.s - g.p + i * g.d;
-          if (OW <= kShortRow) {
-            // One select per element: on short rows the calls of fill and copy cost more than
-            // the copy.
-            const bool row_ok = ih >= 0 && ih < g.H;
-            const T* src = x_cj + n * image + ih * g.W;
-            for (int64_t k = 0; k < OW; ++k)
-              dst[k] = row_ok && k >= lo && k < hi ? src[(k - lo) * g.s] : T(0);
-          } else if (ih < 0 || ih >= g.H || lo == hi) {
+          if (ih < 0 || ih >= g.H || lo == hi) {
             std::fill(dst, dst + OW, T(0));
           } else {
             const T* src = x_cj + n * image + ih * g.W;
