@@ -908,9 +908,13 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 
   // When the output channels are split, the tiles are few (fewer than kMinChunks per group) and
   // each would be lowered once per block of output channels: they are lowered once instead, into
-  // shared_cols, by a first loop whose chunks are (group, tile, block of input channels).
+  // shared_cols, by a first loop whose chunks are (group, tile, block of input channels). Not
+  // when that loop would be a single chunk (one tile of a few channels, as in a first layer on
+  // RGB): then the blocks lowering their own copy in parallel finish sooner.
   // Tile (grp, t) starts at (grp tiles.count + t) tile_stride.
-  const bool share_cols = !g.pointwise && o_blocks > 1;
+  const int64_t c_size = split_block(g.C_g, g.G * tiles.count);
+  const int64_t c_blocks = ceil_div(g.C_g, c_size);
+  const bool share_cols = !g.pointwise && o_blocks > 1 && g.G * tiles.count * c_blocks > 1;
   int64_t tile_stride = 0;
   for (int64_t t = 0; share_cols && t < tiles.count; ++t) {
     const auto [r0, r1] = tiles.rows(t);
@@ -919,8 +923,6 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
   const CallBuffer<T> shared_cols =
       share_cols ? call_buffer<T>(g.G * tiles.count * tile_stride) : nullptr;
   if (share_cols) {
-    const int64_t c_size = split_block(g.C_g, g.G * tiles.count);
-    const int64_t c_blocks = ceil_div(g.C_g, c_size);
     parallel_for(0, g.G * tiles.count * c_blocks, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t cb = k % c_blocks, tile = k / c_blocks;  // tile = grp tiles.count + t
