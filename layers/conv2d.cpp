@@ -588,29 +588,41 @@ WinogradTiles winograd_tiles(const ConvGeometry& g) {
 #define KILN_INDEPENDENT_ITERATIONS
 #endif
 
+// Filters are transformed in batches of this many: their taps are first copied into a [9][batch]
+// stage, so that the arithmetic runs along contiguous rows and vectorizes (read in place, the
+// taps of consecutive filters lie 9 or more elements apart).
+constexpr int64_t kFilterBatch = 64;
+
 // u[xi][k] = (G f_k G^T)[xi] for the 3x3 filters f_k at f + k f_stride (rotated by 180 degrees when
 // kRotate), k < count, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 template <bool kRotate, class T>
 void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
                          T* __restrict u, int64_t xi_stride) {
   const T h = T(0.5);
-  KILN_INDEPENDENT_ITERATIONS
-  for (int64_t k = 0; k < count; ++k) {
-    const T* fk = f + k * f_stride;
-    auto at = [&](int i, int j) { return kRotate ? fk[(2 - i) * 3 + (2 - j)] : fk[i * 3 + j]; };
-    // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
-    T t[4][3];
-    for (int j = 0; j < 3; ++j) {
-      t[0][j] = at(0, j);
-      t[1][j] = h * (at(0, j) + at(1, j) + at(2, j));
-      t[2][j] = h * (at(0, j) - at(1, j) + at(2, j));
-      t[3][j] = at(2, j);
+  alignas(64) T s[9][kFilterBatch];  // s[3 i + j][k] = f_{k0 + k}[i][j]
+  for (int64_t k0 = 0; k0 < count; k0 += kFilterBatch) {
+    const int64_t nk = std::min(kFilterBatch, count - k0);
+    for (int q = 0; q < 9; ++q) {
+      const T* src = f + k0 * f_stride + (kRotate ? 8 - q : q);
+      for (int64_t k = 0; k < nk; ++k) s[q][k] = src[k * f_stride];
     }
-    for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
-      u[(4 * a + 0) * xi_stride + k] = t[a][0];
-      u[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
-      u[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
-      u[(4 * a + 3) * xi_stride + k] = t[a][2];
+    T* uk = u + k0;
+    KILN_INDEPENDENT_ITERATIONS
+    for (int64_t k = 0; k < nk; ++k) {
+      // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
+      T t[4][3];
+      for (int j = 0; j < 3; ++j) {
+        t[0][j] = s[j][k];
+        t[1][j] = h * (s[j][k] + s[3 + j][k] + s[6 + j][k]);
+        t[2][j] = h * (s[j][k] - s[3 + j][k] + s[6 + j][k]);
+        t[3][j] = s[6 + j][k];
+      }
+      for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
+        uk[(4 * a + 0) * xi_stride + k] = t[a][0];
+        uk[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
+        uk[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
+        uk[(4 * a + 3) * xi_stride + k] = t[a][2];
+      }
     }
   }
 }
@@ -655,41 +667,83 @@ void merge_pairs(const T* __restrict even, const T* __restrict odd, T* __restric
   }
 }
 
-// One tile row of the input transform, from the staged patch rows (see winograd_input): for each
-// tile tx, d[a][b] = row a, column 2 tx + b, and v[xi][tx] = (B^T d B)[xi].
+// The input transform of count tiles: tile t's patch element (a, b) is d[4 a + b][t], and
+// v[xi][t] = (B^T d B)[xi].
 template <class T>
-void winograd_input_row(const T* __restrict stage, int64_t TX, T* __restrict v, int64_t xi_stride) {
-  const int64_t L = TX + 1;
-  const T *E0 = stage, *O0 = E0 + L, *E1 = O0 + L, *O1 = E1 + L;
-  const T *E2 = O1 + L, *O2 = E2 + L, *E3 = O2 + L, *O3 = E3 + L;
+void winograd_input_tiles(const T* const (&d)[16], int64_t count, T* __restrict v,
+                          int64_t xi_stride) {
+  const T *d00 = d[0], *d01 = d[1], *d02 = d[2], *d03 = d[3], *d10 = d[4], *d11 = d[5];
+  const T *d12 = d[6], *d13 = d[7], *d20 = d[8], *d21 = d[9], *d22 = d[10], *d23 = d[11];
+  const T *d30 = d[12], *d31 = d[13], *d32 = d[14], *d33 = d[15];
   KILN_INDEPENDENT_ITERATIONS
-  for (int64_t tx = 0; tx < TX; ++tx) {
+  for (int64_t t = 0; t < count; ++t) {
     // rows of B^T d: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (each over b = 0..3)
-    const T t00 = E0[tx] - E2[tx], t01 = O0[tx] - O2[tx];
-    const T t02 = E0[tx + 1] - E2[tx + 1], t03 = O0[tx + 1] - O2[tx + 1];
-    const T t10 = E1[tx] + E2[tx], t11 = O1[tx] + O2[tx];
-    const T t12 = E1[tx + 1] + E2[tx + 1], t13 = O1[tx + 1] + O2[tx + 1];
-    const T t20 = E2[tx] - E1[tx], t21 = O2[tx] - O1[tx];
-    const T t22 = E2[tx + 1] - E1[tx + 1], t23 = O2[tx + 1] - O1[tx + 1];
-    const T t30 = E1[tx] - E3[tx], t31 = O1[tx] - O3[tx];
-    const T t32 = E1[tx + 1] - E3[tx + 1], t33 = O1[tx + 1] - O3[tx + 1];
+    const T t00 = d00[t] - d20[t], t01 = d01[t] - d21[t];
+    const T t02 = d02[t] - d22[t], t03 = d03[t] - d23[t];
+    const T t10 = d10[t] + d20[t], t11 = d11[t] + d21[t];
+    const T t12 = d12[t] + d22[t], t13 = d13[t] + d23[t];
+    const T t20 = d20[t] - d10[t], t21 = d21[t] - d11[t];
+    const T t22 = d22[t] - d12[t], t23 = d23[t] - d13[t];
+    const T t30 = d10[t] - d30[t], t31 = d11[t] - d31[t];
+    const T t32 = d12[t] - d32[t], t33 = d13[t] - d33[t];
     // (B^T d) B, row a: (ta0 - ta2, ta1 + ta2, ta2 - ta1, ta1 - ta3)
-    v[0 * xi_stride + tx] = t00 - t02;
-    v[1 * xi_stride + tx] = t01 + t02;
-    v[2 * xi_stride + tx] = t02 - t01;
-    v[3 * xi_stride + tx] = t01 - t03;
-    v[4 * xi_stride + tx] = t10 - t12;
-    v[5 * xi_stride + tx] = t11 + t12;
-    v[6 * xi_stride + tx] = t12 - t11;
-    v[7 * xi_stride + tx] = t11 - t13;
-    v[8 * xi_stride + tx] = t20 - t22;
-    v[9 * xi_stride + tx] = t21 + t22;
-    v[10 * xi_stride + tx] = t22 - t21;
-    v[11 * xi_stride + tx] = t21 - t23;
-    v[12 * xi_stride + tx] = t30 - t32;
-    v[13 * xi_stride + tx] = t31 + t32;
-    v[14 * xi_stride + tx] = t32 - t31;
-    v[15 * xi_stride + tx] = t31 - t33;
+    v[0 * xi_stride + t] = t00 - t02;
+    v[1 * xi_stride + t] = t01 + t02;
+    v[2 * xi_stride + t] = t02 - t01;
+    v[3 * xi_stride + t] = t01 - t03;
+    v[4 * xi_stride + t] = t10 - t12;
+    v[5 * xi_stride + t] = t11 + t12;
+    v[6 * xi_stride + t] = t12 - t11;
+    v[7 * xi_stride + t] = t11 - t13;
+    v[8 * xi_stride + t] = t20 - t22;
+    v[9 * xi_stride + t] = t21 + t22;
+    v[10 * xi_stride + t] = t22 - t21;
+    v[11 * xi_stride + t] = t21 - t23;
+    v[12 * xi_stride + t] = t30 - t32;
+    v[13 * xi_stride + t] = t31 + t32;
+    v[14 * xi_stride + t] = t32 - t31;
+    v[15 * xi_stride + t] = t31 - t33;
+  }
+}
+
+// Tile rows of at most this many tiles are transformed by gathering (winograd_input_short): the
+// staging of each short row would cost more than the transform.
+constexpr int64_t kShortTileRow = 4;
+
+// winograd_input for short tile rows. The position of tile t's patch element (a, b) inside a
+// channel plane, offsets[(4 a + b) tiles + t] = n Ct H W + h W + w at h = 2 ty - 1 + a and
+// w = 2 tx - 1 + b (or -1 in the padding), is the same for all channels: it is found once, and each
+// channel gathers its patches with it into d [16][tiles], transformed in one pass over the tiles.
+template <class T>
+void winograd_input_short(const T* in, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
+                          int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
+  const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
+  int64_t* offsets = scratch<int64_t>(kOffsets, 16 * tiles);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+    for (int64_t a = 0; a < 4; ++a) {
+      const int64_t h = 2 * ty - 1 + a;
+      for (int64_t b = 0; b < 4; ++b) {
+        int64_t* o = offsets + (4 * a + b) * tiles + (r - r0) * TX;
+        for (int64_t tx = 0; tx < TX; ++tx) {
+          const int64_t w = 2 * tx - 1 + b;
+          const bool inside = h >= 0 && h < H && w >= 0 && w < W;
+          o[tx] = inside ? n * Ct * H * W + h * W + w : -1;
+        }
+      }
+    }
+  }
+  T* stage = scratch<T>(kStage, 16 * tiles);
+  const T* d[16];
+  for (int q = 0; q < 16; ++q) d[q] = stage + q * tiles;
+  for (int64_t c = 0; c < nc; ++c) {
+    const T* __restrict plane = in + (c0 + c) * H * W;
+    // A select, not a branch: padding reads element 0 of the plane and drops it.
+    for (int64_t q = 0; q < 16 * tiles; ++q) {
+      const T v = plane[std::max<int64_t>(offsets[q], 0)];
+      stage[q] = offsets[q] >= 0 ? v : T(0);
+    }
+    winograd_input_tiles(d, tiles, V + c * tiles, xi_stride);
   }
 }
 
@@ -699,10 +753,20 @@ void winograd_input_row(const T* __restrict stage, int64_t TX, T* __restrict v, 
 template <class T>
 void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
                     int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
+  if (wt.TX <= kShortTileRow) return winograd_input_short(in, Ct, H, W, wt, c0, nc, r0, r1, V);
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
   // The patch rows split into even and odd columns: E[a][k] = row_a[2k - 1], O[a][k] = row_a[2k],
   // so tile tx reads E[a][tx], O[a][tx], E[a][tx + 1], O[a][tx + 1], all contiguous in tx.
   T* stage = scratch<T>(kStage, 8 * (TX + 1));
+  const T* d[16];
+  for (int64_t a = 0; a < 4; ++a) {
+    const T* E = stage + 2 * a * (TX + 1);
+    const T* O = E + (TX + 1);
+    d[4 * a + 0] = E;
+    d[4 * a + 1] = O;
+    d[4 * a + 2] = E + 1;
+    d[4 * a + 3] = O + 1;
+  }
   for (int64_t c = 0; c < nc; ++c) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / wt.TY, ty = r - n * wt.TY;
@@ -723,34 +787,53 @@ void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const Winogra
         std::fill(E + 1 + W / 2, E + TX + 1, T(0));
         std::fill(O + (W + 1) / 2, O + TX + 1, T(0));
       }
-      winograd_input_row(stage, TX, V + c * tiles + (r - r0) * TX, xi_stride);
+      winograd_input_tiles(d, TX, V + c * tiles + (r - r0) * TX, xi_stride);
     }
   }
 }
 
-// One tile row of the output transform: for each tile tx, m[xi] = M[xi][tx] and the 2x2 block
-// A^T m A + b goes to the staged output rows (row i, even and odd columns).
+// The output transform of count tiles: for tile t, m[xi] = M[xi][t] (planes xi_stride apart), and
+// pixel (i, j) of its 2x2 block, y[2 i + j][t] = (A^T m A)[i][j] + b.
 template <class T>
-void winograd_output_row(const T* __restrict m, int64_t xi_stride, int64_t TX, T b,
-                         T* __restrict stage) {
-  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t count, T b,
+                           T* const (&y)[4]) {
+  T *y00 = y[0], *y01 = y[1], *y10 = y[2], *y11 = y[3];
   const int64_t xs = xi_stride;
   const T *m0 = m, *m1 = m + xs, *m2 = m + 2 * xs, *m3 = m + 3 * xs;
   const T *m4 = m + 4 * xs, *m5 = m + 5 * xs, *m6 = m + 6 * xs, *m7 = m + 7 * xs;
   const T *m8 = m + 8 * xs, *m9 = m + 9 * xs, *m10 = m + 10 * xs, *m11 = m + 11 * xs;
   const T *m12 = m + 12 * xs, *m13 = m + 13 * xs, *m14 = m + 14 * xs, *m15 = m + 15 * xs;
   KILN_INDEPENDENT_ITERATIONS
-  for (int64_t tx = 0; tx < TX; ++tx) {
+  for (int64_t t = 0; t < count; ++t) {
     // A^T m: t0j = m0j + m1j + m2j, t1j = m1j - m2j - m3j (m_ab = m[4 a + b])
-    const T t00 = m0[tx] + m4[tx] + m8[tx], t01 = m1[tx] + m5[tx] + m9[tx];
-    const T t02 = m2[tx] + m6[tx] + m10[tx], t03 = m3[tx] + m7[tx] + m11[tx];
-    const T t10 = m4[tx] - m8[tx] - m12[tx], t11 = m5[tx] - m9[tx] - m13[tx];
-    const T t12 = m6[tx] - m10[tx] - m14[tx], t13 = m7[tx] - m11[tx] - m15[tx];
+    const T t00 = m0[t] + m4[t] + m8[t], t01 = m1[t] + m5[t] + m9[t];
+    const T t02 = m2[t] + m6[t] + m10[t], t03 = m3[t] + m7[t] + m11[t];
+    const T t10 = m4[t] - m8[t] - m12[t], t11 = m5[t] - m9[t] - m13[t];
+    const T t12 = m6[t] - m10[t] - m14[t], t13 = m7[t] - m11[t] - m15[t];
     // (A^T m) A: (ti0 + ti1 + ti2, ti1 - ti2 - ti3)
-    Y0e[tx] = t00 + t01 + t02 + b;
-    Y0o[tx] = t01 - t02 - t03 + b;
-    Y1e[tx] = t10 + t11 + t12 + b;
-    Y1o[tx] = t11 - t12 - t13 + b;
+    y00[t] = t00 + t01 + t02 + b;
+    y01[t] = t01 - t02 - t03 + b;
+    y10[t] = t10 + t11 + t12 + b;
+    y11[t] = t11 - t12 - t13 + b;
+  }
+}
+
+// The position of pixel (i, j) of tile t's 2x2 block inside a channel plane of a tensor
+// [N, Ct, H, W], offsets[(2 i + j) tiles + t] = n Ct H W + h W + w at h = 2 ty + i, w = 2 tx + j
+// (or -1 past the image edge), for the tiles of tile rows [r0, r1).
+void winograd_pixel_offsets(const WinogradTiles& wt, int64_t Ct, int64_t H, int64_t W,
+                            int64_t r0, int64_t r1, int64_t* offsets) {
+  const int64_t TX = wt.TX, tiles = (r1 - r0) * TX;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+    for (int64_t q = 0; q < 4; ++q) {
+      const int64_t h = 2 * ty + q / 2;
+      int64_t* o = offsets + q * tiles + (r - r0) * TX;
+      for (int64_t tx = 0; tx < TX; ++tx) {
+        const int64_t w = 2 * tx + q % 2;
+        o[tx] = h < H && w < W ? n * Ct * H * W + h * W + w : -1;
+      }
+    }
   }
 }
 
@@ -760,31 +843,45 @@ template <class T>
 void winograd_output(const T* M, int64_t no, const WinogradTiles& wt, int64_t r0, int64_t r1,
                      T* out, int64_t Ct, int64_t H, int64_t W, int64_t o0, const T* bias) {
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
+  if (TX <= kShortTileRow) {
+    // Short rows: the whole block at once into y [4][tiles], then scattered through offsets.
+    int64_t* offsets = scratch<int64_t>(kOffsets, 4 * tiles);
+    winograd_pixel_offsets(wt, Ct, H, W, r0, r1, offsets);
+    T* stage = scratch<T>(kStage, 4 * tiles);
+    T* const y[4] = {stage, stage + tiles, stage + 2 * tiles, stage + 3 * tiles};
+    for (int64_t o = 0; o < no; ++o) {
+      winograd_output_tiles(M + o * tiles, xi_stride, tiles, bias ? bias[o] : T(0), y);
+      T* plane = out + (o0 + o) * H * W;
+      for (int64_t q = 0; q < 4 * tiles; ++q)
+        if (offsets[q] >= 0) plane[offsets[q]] = stage[q];
+    }
+    return;
+  }
   T* stage = scratch<T>(kStage, 4 * TX);  // the two output rows, even and odd columns
-  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  T* const y[4] = {stage, stage + TX, stage + 2 * TX, stage + 3 * TX};  // Y0e, Y0o, Y1e, Y1o
   for (int64_t o = 0; o < no; ++o) {
     const T b = bias ? bias[o] : T(0);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / wt.TY, ty = r - n * wt.TY;
-      winograd_output_row(M + o * tiles + (r - r0) * TX, xi_stride, TX, b, stage);
+      winograd_output_tiles(M + o * tiles + (r - r0) * TX, xi_stride, TX, b, y);
       for (int64_t i = 0; i < 2 && 2 * ty + i < H; ++i) {
         T* row = out + ((n * Ct + o0 + o) * H + 2 * ty + i) * W;
-        const T* even = i ? Y1e : Y0e;
-        merge_pairs(even, i ? Y1o : Y0o, row, W / 2);
+        const T* even = y[2 * i];
+        merge_pairs(even, y[2 * i + 1], row, W / 2);
         if (W % 2) row[W - 1] = even[W / 2];
       }
     }
   }
 }
 
-// One tile row of the grad_output transform, from the staged rows of dY (row i, even and odd
-// columns): d[xi][tx] = (A dy A^T)[xi].
+// The grad_output transform of count tiles: with dy[2 i + j][t] pixel (i, j) of tile t's 2x2
+// block of dY, d[xi][t] = (A dy A^T)[xi].
 template <class T>
-void winograd_grad_output_row(const T* __restrict stage, int64_t TX, T* __restrict d,
-                              int64_t xi_stride) {
-  const T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+void winograd_grad_output_tiles(const T* const (&dy)[4], int64_t count, T* __restrict d,
+                                int64_t xi_stride) {
+  const T *Y0e = dy[0], *Y0o = dy[1], *Y1e = dy[2], *Y1o = dy[3];
   KILN_INDEPENDENT_ITERATIONS
-  for (int64_t tx = 0; tx < TX; ++tx) {
+  for (int64_t tx = 0; tx < count; ++tx) {
     // A dy, column j: (y0j, y0j + y1j, y0j - y1j, -y1j)
     const T u00 = Y0e[tx], u01 = Y0o[tx];
     const T u10 = Y0e[tx] + Y1e[tx], u11 = Y0o[tx] + Y1o[tx];
@@ -817,8 +914,25 @@ template <class T>
 void winograd_grad_output(const T* gy, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
                           int64_t o0, int64_t no, int64_t r0, int64_t r1, T* D) {
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
+  if (TX <= kShortTileRow) {
+    // Short rows: the block's 2x2 blocks gathered at once through offsets into dy [4][tiles].
+    int64_t* offsets = scratch<int64_t>(kOffsets, 4 * tiles);
+    winograd_pixel_offsets(wt, Ct, H, W, r0, r1, offsets);
+    T* stage = scratch<T>(kStage, 4 * tiles);
+    const T* const dy[4] = {stage, stage + tiles, stage + 2 * tiles, stage + 3 * tiles};
+    for (int64_t o = 0; o < no; ++o) {
+      const T* __restrict plane = gy + (o0 + o) * H * W;
+      for (int64_t q = 0; q < 4 * tiles; ++q) {  // a select, as in winograd_input_short
+        const T v = plane[std::max<int64_t>(offsets[q], 0)];
+        stage[q] = offsets[q] >= 0 ? v : T(0);
+      }
+      winograd_grad_output_tiles(dy, tiles, D + o * tiles, xi_stride);
+    }
+    return;
+  }
   T* stage = scratch<T>(kStage, 4 * TX);
   T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
+  const T* const dy[4] = {Y0e, Y0o, Y1e, Y1o};
   for (int64_t o = 0; o < no; ++o) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / wt.TY, ty = r - n * wt.TY;
@@ -838,32 +952,42 @@ void winograd_grad_output(const T* gy, int64_t Ct, int64_t H, int64_t W, const W
           odd[W / 2] = T(0);
         }
       }
-      winograd_grad_output_row(stage, TX, D + o * tiles + (r - r0) * TX, xi_stride);
+      winograd_grad_output_tiles(dy, TX, D + o * tiles + (r - r0) * TX, xi_stride);
     }
   }
 }
 
 // dw[o, c] = G^T dU[o, c] G (3x3 from 4x4), for dU[xi][o][c] of [16][no][nc]; dw points at
-// w[o0, c0] with rows of K_g.
+// w[o0, c0] with rows of K_g. A batch of filters is computed along c (contiguous in dU) into a
+// [9][batch] stage, then copied out filter by filter.
 template <class T>
-void winograd_filter_grad(const T* dU, int64_t no, int64_t nc, T* dw, int64_t K_g) {
+void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __restrict dw,
+                          int64_t K_g) {
   const T h = T(0.5);
   const int64_t xi_stride = winograd_plane(no, nc);
+  alignas(64) T f[9][kFilterBatch];  // f[3 i + j][k] = dw[o, c0 + k][i][j]
   for (int64_t o = 0; o < no; ++o)
-    for (int64_t c = 0; c < nc; ++c) {
-      T u[4][4], s[3][4];
-      for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = dU[xi * xi_stride + o * nc + c];
-      for (int b = 0; b < 4; ++b) {  // s = G^T u
-        s[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
-        s[1][b] = h * (u[1][b] - u[2][b]);
-        s[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+    for (int64_t c0 = 0; c0 < nc; c0 += kFilterBatch) {
+      const int64_t nk = std::min(kFilterBatch, nc - c0);
+      const T* du = dU + o * nc + c0;
+      KILN_INDEPENDENT_ITERATIONS
+      for (int64_t k = 0; k < nk; ++k) {
+        T u[4][4], s[3][4];
+        for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[xi * xi_stride + k];
+        for (int b = 0; b < 4; ++b) {  // s = G^T u
+          s[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
+          s[1][b] = h * (u[1][b] - u[2][b]);
+          s[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+        }
+        for (int i = 0; i < 3; ++i) {  // s G
+          f[i * 3 + 0][k] = s[i][0] + h * (s[i][1] + s[i][2]);
+          f[i * 3 + 1][k] = h * (s[i][1] - s[i][2]);
+          f[i * 3 + 2][k] = h * (s[i][1] + s[i][2]) + s[i][3];
+        }
       }
-      T* f = dw + o * K_g + c * 9;
-      for (int i = 0; i < 3; ++i) {  // s G
-        f[i * 3 + 0] = s[i][0] + h * (s[i][1] + s[i][2]);
-        f[i * 3 + 1] = h * (s[i][1] - s[i][2]);
-        f[i * 3 + 2] = h * (s[i][1] + s[i][2]) + s[i][3];
-      }
+      T* out = dw + o * K_g + c0 * 9;
+      for (int64_t k = 0; k < nk; ++k)
+        for (int q = 0; q < 9; ++q) out[k * 9 + q] = f[q][k];
     }
 }
 
@@ -1211,11 +1335,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // dW = sum of the range partials, in range order
   if (partials) {
     const int64_t size = g.C_out * g.K_g;
+    // Blocks of kSumBlock elements, so each range's rows are added while gw's block is in L1.
+    constexpr int64_t kSumBlock = 1024;
     parallel_for(0, size, grain_for(w_ranges, 1 << 18), [&](int64_t e0, int64_t e1) {
-      for (int64_t e = e0; e < e1; ++e) {
-        T sum = partials[e];
-        for (int64_t r = 1; r < w_ranges; ++r) sum += partials[r * size + e];
-        gw[e] = sum;
+      for (int64_t b0 = e0; b0 < e1; b0 += kSumBlock) {
+        const int64_t count = std::min(kSumBlock, e1 - b0);
+        std::copy(partials.get() + b0, partials.get() + b0 + count, gw + b0);
+        for (int64_t r = 1; r < w_ranges; ++r)
+          add_row(gw + b0, 1, partials.get() + r * size + b0, count);
       }
     });
   }
