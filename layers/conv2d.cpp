@@ -543,6 +543,83 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
                 t + (n * Ct + c0 + c) * P);
 }
 
+// ---- grad_weight over few pixels ---------------------------------------------------------------
+// Over a handful of pixels (deep layers at small batches) grad_weight is a GEMM with a short K and
+// a wide C, dW [no, nc KK] (+)= dY [no, P] cols [nc KK, P]^T. A general GEMM handles it poorly: it
+// zeroes C, then reads and writes C again around a few multiply-adds per element. This kernel
+// keeps each element's sum in a register and writes it once.
+//
+// Each element is the single fma chain s = fma(a[K-1], b[K-1], ... fma(a[0], b[0], +0)). For a K
+// this short that is how OpenBLAS's kernels compute it with beta 0 too, so the results keep their
+// bits (kiln-result-hashes checks this).
+
+// Pixels up to which grad_weight uses gemm_nt_short_k.
+constexpr int64_t kShortK = 16;
+
+#if defined(__FMA__) && defined(__GNUC__)
+#define KILN_SHORT_K_GEMM 1
+// C[m, n] = sum_{k < K} A[m, k] B[n, k]: A [M, K] (leading dim lda), B [N, K] (ldb), C [M, N]
+// (ldc), K <= kShortK. bt is scratch for B^T [K, N].
+template <class T>
+void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                     int64_t ldb, T* C, int64_t ldc, T* __restrict bt) {
+  typedef T Vec __attribute__((vector_size(64)));  // GCC and Clang lower it to the ISA at hand
+  constexpr int64_t kLanes = 64 / sizeof(T);
+  constexpr int64_t kRows = 4, kWidth = 4 * kLanes;  // a block of C: 4 rows, 4 vectors wide
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) bt[k * N + n] = B[n * ldb + k];
+  auto load = [](const T* p) {
+    Vec v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  };
+  auto store = [](T* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); };
+  int64_t m0 = 0;
+  for (; m0 + kRows <= M; m0 += kRows) {
+    const T *a0 = A + m0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    int64_t n0 = 0;
+    for (; n0 + kWidth <= N; n0 += kWidth) {
+      Vec c00 = {}, c01 = {}, c02 = {}, c03 = {}, c10 = {}, c11 = {}, c12 = {}, c13 = {};
+      Vec c20 = {}, c21 = {}, c22 = {}, c23 = {}, c30 = {}, c31 = {}, c32 = {}, c33 = {};
+      for (int64_t k = 0; k < K; ++k) {
+        const T* b = bt + k * N + n0;
+        const Vec b0 = load(b), b1 = load(b + kLanes), b2 = load(b + 2 * kLanes),
+                  b3 = load(b + 3 * kLanes);
+        const T x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+        c00 += x0 * b0, c01 += x0 * b1, c02 += x0 * b2, c03 += x0 * b3;
+        c10 += x1 * b0, c11 += x1 * b1, c12 += x1 * b2, c13 += x1 * b3;
+        c20 += x2 * b0, c21 += x2 * b1, c22 += x2 * b2, c23 += x2 * b3;
+        c30 += x3 * b0, c31 += x3 * b1, c32 += x3 * b2, c33 += x3 * b3;
+      }
+      T* c = C + m0 * ldc + n0;
+      store(c, c00), store(c + kLanes, c01), store(c + 2 * kLanes, c02);
+      store(c + 3 * kLanes, c03);
+      c += ldc;
+      store(c, c10), store(c + kLanes, c11), store(c + 2 * kLanes, c12);
+      store(c + 3 * kLanes, c13);
+      c += ldc;
+      store(c, c20), store(c + kLanes, c21), store(c + 2 * kLanes, c22);
+      store(c + 3 * kLanes, c23);
+      c += ldc;
+      store(c, c30), store(c + kLanes, c31), store(c + 2 * kLanes, c32);
+      store(c + 3 * kLanes, c33);
+    }
+    for (int64_t r = 0; r < kRows; ++r)  // the columns past the last block
+      for (int64_t n = n0; n < N; ++n) {
+        T sum = T(0);
+        for (int64_t k = 0; k < K; ++k) sum = std::fma(A[(m0 + r) * lda + k], bt[k * N + n], sum);
+        C[(m0 + r) * ldc + n] = sum;
+      }
+  }
+  for (; m0 < M; ++m0)  // the rows past the last block
+    for (int64_t n = 0; n < N; ++n) {
+      T sum = T(0);
+      for (int64_t k = 0; k < K; ++k) sum = std::fma(A[m0 * lda + k], bt[k * N + n], sum);
+      C[m0 * ldc + n] = sum;
+    }
+}
+#endif
+
 // ---- Winograd F(2x2, 3x3): transforms ----------------------------------------------------------
 // The math is at the top. Tiles are 2x2 blocks of output, indexed by tile rows r = n TY + ty of
 // the batch (TY = ceil(OH / 2) tile rows and TX = ceil(OW / 2) tiles per row); a tile past the
@@ -1198,6 +1275,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         cols = buf;
       }
       const T beta = t == t0 ? T(0) : T(1);
+#ifdef KILN_SHORT_K_GEMM
+      // A range of one short tile (a whole batch of few pixels): written once, see above.
+      if (t1 - t0 == 1 && pixels <= kShortK) {
+        gemm_nt_short_k<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g,
+                           scratch<T>(kAccum, pixels * nc * KK));
+        continue;
+      }
+#endif
       if (transposed)
         gemm_serial<T>(false, true, nc * KK, no, pixels, T(1), cols, ld_cols, dy, ld_g, beta, acc,
                        no);

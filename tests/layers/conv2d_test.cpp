@@ -67,6 +67,10 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true},  {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
       {3, 16, 2, 33, 16, 3, 1, 1, 1, 1, false},  {17, 16, 1, 1, 16, 3, 1, 1, 1, 1, true},
       {1, 16, 64, 17, 20, 3, 1, 1, 1, 1, true},  {5, 16, 13, 11, 16, 3, 1, 1, 1, 1, true},
+      // At most 16 pixels in the batch, so grad_weight runs its short-K kernel: blocks of 4 rows
+      // and 4 vectors with rows and columns left over, groups, and whole blocks only.
+      {1, 9, 3, 3, 6, 3, 1, 1, 1, 1, true},      {2, 14, 2, 2, 10, 3, 1, 1, 1, 2, true},
+      {2, 64, 2, 2, 8, 3, 1, 1, 1, 1, false},
   };
   for (DType dtype : {DType::f64, DType::f32}) {
     manual_seed(1);
