@@ -81,8 +81,13 @@
 #include <cstring>
 #include <memory>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include <kiln/autograd/function.h>
 #include <kiln/autograd/grad_mode.h>
@@ -543,66 +548,88 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
                 t + (n * Ct + c0 + c) * P);
 }
 
-// ---- grad_weight over few pixels ---------------------------------------------------------------
-// Over a handful of pixels (deep layers at small batches) grad_weight is a GEMM with a short K and
-// a wide C, dW [no, nc KK] (+)= dY [no, P] cols [nc KK, P]^T. A general GEMM handles it poorly: it
-// zeroes C, then reads and writes C again around a few multiply-adds per element. This kernel
-// keeps each element's sum in a register and writes it once.
+// ---- Products over few pixels ------------------------------------------------------------------
+// Deep layers at small batches have a handful of pixels (8 for 2x2 maps at batch 2), and their
+// products are lopsided; a general GEMM handles them poorly.
+//  - grad_weight, dW [no, nc KK] = dY [no, P] cols [nc KK, P]^T, has a short K and a wide C: a
+//    GEMM zeroes C, then reads and writes it again around a few multiply-adds per element.
+//    gemm_nt_short_k keeps each element's sum in a register and writes it once.
+//  - forward, Y [no, P] += W [no, K] cols [K, P], reads a weight matrix of up to 512 x 4608 for 8
+//    or 16 columns. A GEMM packs it into its own layout on every call, which costs more than the
+//    product; gemm_short_n reads it in place, once. (grad_input, dcols = W^T dY, is left to
+//    OpenBLAS, whose kernel for small products with A transposed was faster.)
+// Their sums are fixed: an element of a K-long product is summed in blocks of kSumBlockK, each an
+// fma chain from +0 in k order and added to C in turn (a rest of between one and two blocks is
+// halved, rounded up to 16). For these shapes OpenBLAS's sgemm sums the same way, so results keep
+// their bits (kiln-result-hashes and the oracle tests check this). dgemm blocks differently, so
+// gemm_short_n is for f32 only.
 //
-// Each element is the single fma chain s = fma(a[K-1], b[K-1], ... fma(a[0], b[0], +0)). For a K
-// this short that is how OpenBLAS's kernels compute it with beta 0 too, so the results keep their
-// bits (kiln-result-hashes checks this).
+// The fmas are explicit intrinsics: left to itself, GCC splits some multiply-add chains into a
+// multiply and an add (as it tunes for some CPUs), which rounds twice.
 
-// Pixels up to which grad_weight uses gemm_nt_short_k.
+// Pixels up to which grad_weight uses gemm_nt_short_k, and forward gemm_short_n (for pixel
+// counts that are multiples of 8).
 constexpr int64_t kShortK = 16;
+constexpr int64_t kShortN = 16;
+constexpr int64_t kSumBlockK = 320;
 
-#if defined(__FMA__) && defined(__GNUC__)
-#define KILN_SHORT_K_GEMM 1
-// C[m, n] = sum_{k < K} A[m, k] B[n, k]: A [M, K] (leading dim lda), B [N, K] (ldb), C [M, N]
-// (ldc), K <= kShortK. bt is scratch for B^T [K, N].
+#if defined(__AVX2__) && defined(__FMA__)
+#define KILN_SMALL_PRODUCTS 1
+
+// One 256-bit vector of T and the operations the kernels use.
+template <class T>
+struct Simd;
+template <>
+struct Simd<float> {
+  using V = __m256;
+  static constexpr int64_t kLanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V broadcast(float x) { return _mm256_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+template <>
+struct Simd<double> {
+  using V = __m256d;
+  static constexpr int64_t kLanes = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V broadcast(double x) { return _mm256_set1_pd(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+};
+
+// C[m, n] = sum_{k < K} A[m, k] B[n, k], K <= kShortK (one block): A [M, K] (leading dim lda),
+// B [N, K] (ldb), C [M, N] (ldc). bt is scratch for B^T [K, N]. Blocks of 4 rows x 4 vectors of C.
 template <class T>
 void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                      int64_t ldb, T* C, int64_t ldc, T* __restrict bt) {
-  typedef T Vec __attribute__((vector_size(64)));  // GCC and Clang lower it to the ISA at hand
-  constexpr int64_t kLanes = 64 / sizeof(T);
-  constexpr int64_t kRows = 4, kWidth = 4 * kLanes;  // a block of C: 4 rows, 4 vectors wide
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t kRows = 4, kVecs = 4, kWidth = kVecs * S::kLanes;
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) bt[k * N + n] = B[n * ldb + k];
-  auto load = [](const T* p) {
-    Vec v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-  };
-  auto store = [](T* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); };
   int64_t m0 = 0;
   for (; m0 + kRows <= M; m0 += kRows) {
-    const T *a0 = A + m0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     int64_t n0 = 0;
     for (; n0 + kWidth <= N; n0 += kWidth) {
-      Vec c00 = {}, c01 = {}, c02 = {}, c03 = {}, c10 = {}, c11 = {}, c12 = {}, c13 = {};
-      Vec c20 = {}, c21 = {}, c22 = {}, c23 = {}, c30 = {}, c31 = {}, c32 = {}, c33 = {};
+      V acc[kRows][kVecs];
+      for (auto& row : acc)
+        for (V& v : row) v = S::zero();
       for (int64_t k = 0; k < K; ++k) {
-        const T* b = bt + k * N + n0;
-        const Vec b0 = load(b), b1 = load(b + kLanes), b2 = load(b + 2 * kLanes),
-                  b3 = load(b + 3 * kLanes);
-        const T x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-        c00 += x0 * b0, c01 += x0 * b1, c02 += x0 * b2, c03 += x0 * b3;
-        c10 += x1 * b0, c11 += x1 * b1, c12 += x1 * b2, c13 += x1 * b3;
-        c20 += x2 * b0, c21 += x2 * b1, c22 += x2 * b2, c23 += x2 * b3;
-        c30 += x3 * b0, c31 += x3 * b1, c32 += x3 * b2, c33 += x3 * b3;
+        V b[kVecs];
+        for (int64_t j = 0; j < kVecs; ++j) b[j] = S::load(bt + k * N + n0 + j * S::kLanes);
+        for (int64_t r = 0; r < kRows; ++r) {
+          const V a = S::broadcast(A[(m0 + r) * lda + k]);
+          for (int64_t j = 0; j < kVecs; ++j) acc[r][j] = S::fma(a, b[j], acc[r][j]);
+        }
       }
-      T* c = C + m0 * ldc + n0;
-      store(c, c00), store(c + kLanes, c01), store(c + 2 * kLanes, c02);
-      store(c + 3 * kLanes, c03);
-      c += ldc;
-      store(c, c10), store(c + kLanes, c11), store(c + 2 * kLanes, c12);
-      store(c + 3 * kLanes, c13);
-      c += ldc;
-      store(c, c20), store(c + kLanes, c21), store(c + 2 * kLanes, c22);
-      store(c + 3 * kLanes, c23);
-      c += ldc;
-      store(c, c30), store(c + kLanes, c31), store(c + 2 * kLanes, c32);
-      store(c + 3 * kLanes, c33);
+      for (int64_t r = 0; r < kRows; ++r)
+        for (int64_t j = 0; j < kVecs; ++j)
+          S::store(C + (m0 + r) * ldc + n0 + j * S::kLanes, acc[r][j]);
     }
     for (int64_t r = 0; r < kRows; ++r)  // the columns past the last block
       for (int64_t n = n0; n < N; ++n) {
@@ -617,6 +644,54 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
       for (int64_t k = 0; k < K; ++k) sum = std::fma(A[m0 * lda + k], bt[k * N + n], sum);
       C[m0 * ldc + n] = sum;
     }
+}
+
+// C[r, 8 j + l] += sum_k A[r, k] B[k, 8 j + l] for r < R, j < NV, l < 8; A with leading dim lda,
+// B ldb, C ldc; K in blocks as described above. The R x NV vectors of a block's sums stay in
+// registers.
+template <int R, int NV>
+void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                  int64_t ldc) {
+  using S = Simd<float>;
+  using V = S::V;
+  for (int64_t k0 = 0; k0 < K;) {
+    int64_t kb = K - k0;
+    if (kb >= 2 * kSumBlockK) kb = kSumBlockK;
+    else if (kb > kSumBlockK) kb = (kb / 2 + 15) / 16 * 16;
+    V acc[R][NV];
+    for (auto& row : acc)
+      for (V& v : row) v = S::zero();
+    for (int64_t k = k0; k < k0 + kb; ++k) {
+      V b[NV];
+      for (int j = 0; j < NV; ++j) b[j] = S::load(B + k * ldb + 8 * j);
+      for (int r = 0; r < R; ++r) {
+        const V a = S::broadcast(A[r * lda + k]);
+        for (int j = 0; j < NV; ++j) acc[r][j] = S::fma(a, b[j], acc[r][j]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NV; ++j) {
+        float* c = C + r * ldc + 8 * j;
+        S::store(c, S::add(S::load(c), acc[r][j]));
+      }
+    k0 += kb;
+  }
+}
+
+// Blocks of R rows, then the rows left over one by one.
+template <int R, int NV>
+void short_n_all_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* B,
+                      int64_t ldb, float* C, int64_t ldc) {
+  int64_t m = 0;
+  for (; m + R <= M; m += R) short_n_rows<R, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
+  for (; m < M; ++m) short_n_rows<1, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
+}
+
+// C [M, N] += A [M, K] B [K, N] for N = 8 or 16 (kShortN).
+void gemm_short_n(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float* C, int64_t ldc) {
+  if (N == 8) short_n_all_rows<8, 1>(M, K, A, lda, B, ldb, C, ldc);
+  else short_n_all_rows<8, 2>(M, K, A, lda, B, ldb, C, ldc);
 }
 #endif
 
@@ -1165,6 +1240,17 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
     if (b)
       for (int64_t o = 0; o < no; ++o)
         std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
+#ifdef KILN_SMALL_PRODUCTS
+    if constexpr (std::is_same_v<T, float>) {
+      if (pixels % 8 == 0 && pixels <= kShortN) {
+        if (!b)
+          for (int64_t o = 0; o < no; ++o) std::fill(out + o * ld_y, out + o * ld_y + pixels, 0.f);
+        gemm_short_n(no, pixels, g.K_g, w + o0 * g.K_g, g.K_g, cols, ld_cols, out, ld_y);
+        if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
+        return;
+      }
+    }
+#endif
     gemm_serial<T>(false, false, no, pixels, g.K_g, T(1), w + o0 * g.K_g, g.K_g, cols, ld_cols,
                    b ? T(1) : T(0), out, ld_y);
     if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
@@ -1275,7 +1361,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         cols = buf;
       }
       const T beta = t == t0 ? T(0) : T(1);
-#ifdef KILN_SHORT_K_GEMM
+#ifdef KILN_SMALL_PRODUCTS
       // A range of one short tile (a whole batch of few pixels): written once, see above.
       if (t1 - t0 == 1 && pixels <= kShortK) {
         gemm_nt_short_k<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g,

@@ -67,10 +67,13 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true},  {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
       {3, 16, 2, 33, 16, 3, 1, 1, 1, 1, false},  {17, 16, 1, 1, 16, 3, 1, 1, 1, 1, true},
       {1, 16, 64, 17, 20, 3, 1, 1, 1, 1, true},  {5, 16, 13, 11, 16, 3, 1, 1, 1, 1, true},
-      // At most 16 pixels in the batch, so grad_weight runs its short-K kernel: blocks of 4 rows
-      // and 4 vectors with rows and columns left over, groups, and whole blocks only.
+      // At most 16 pixels in the batch, so grad_weight runs its short-K kernel (blocks of 4 rows
+      // and 4 vectors, with rows and columns left over, groups, whole blocks only) and the forward
+      // its short-N kernel on 8 or 16 pixels (blocks of 8 rows and rows left over, no bias, and
+      // K = 720 summed in blocks of 320, 208 and 192).
       {1, 9, 3, 3, 6, 3, 1, 1, 1, 1, true},      {2, 14, 2, 2, 10, 3, 1, 1, 1, 2, true},
-      {2, 64, 2, 2, 8, 3, 1, 1, 1, 1, false},
+      {2, 64, 2, 2, 8, 3, 1, 1, 1, 1, false},    {4, 16, 2, 2, 20, 3, 1, 1, 1, 1, true},
+      {2, 80, 2, 2, 12, 3, 1, 1, 1, 1, true},
   };
   for (DType dtype : {DType::f64, DType::f32}) {
     manual_seed(1);
