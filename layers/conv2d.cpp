@@ -417,6 +417,17 @@ void add_row(T* __restrict dst, int64_t stride, const T* __restrict src, int64_t
 // per row would cost more than the copy.
 constexpr int64_t kShortRow = 16;
 
+// dst[q] = plane[offsets[q]], or 0 where offsets[q] is -1 (padding), for q < count. A select, not
+// a branch: padding reads element 0 of the plane and drops it.
+template <class T>
+void gather_or_zero(const T* __restrict plane, const int64_t* __restrict offsets, int64_t count,
+                    T* __restrict dst) {
+  for (int64_t q = 0; q < count; ++q) {
+    const T v = plane[std::max<int64_t>(offsets[q], 0)];
+    dst[q] = offsets[q] >= 0 ? v : T(0);
+  }
+}
+
 // im2col on short rows. For each tap (i, j) the position of every pixel's input inside a channel
 // plane, offsets[(r - r0) OW + ow] = n C H W + ih W + iw (or -1 where the tap reads padding), is
 // the same for all channels: it is found once, and each channel gathers with it.
@@ -436,15 +447,9 @@ void im2col_short_rows(const ConvGeometry& g, const T* x, int64_t c0, int64_t c1
           *o++ = inside ? n * image + ih * g.W + iw : -1;
         }
       });
-      for (int64_t c = c0; c < c1; ++c) {
-        T* __restrict dst = cols + ((c - c0) * g.KK + i * g.KW + j) * pixels;
-        const T* __restrict plane = x + c * g.H * g.W;
-        // A select, not a branch: padding reads element 0 of the plane and drops it.
-        for (int64_t q = 0; q < pixels; ++q) {
-          const T v = plane[std::max<int64_t>(offsets[q], 0)];
-          dst[q] = offsets[q] >= 0 ? v : T(0);
-        }
-      }
+      for (int64_t c = c0; c < c1; ++c)
+        gather_or_zero(x + c * g.H * g.W, offsets, pixels,
+                       cols + ((c - c0) * g.KK + i * g.KW + j) * pixels);
     }
   }
 }
@@ -889,12 +894,7 @@ void winograd_input_short(const T* in, int64_t Ct, int64_t H, int64_t W, const W
   const T* d[16];
   for (int q = 0; q < 16; ++q) d[q] = stage + q * tiles;
   for (int64_t c = 0; c < nc; ++c) {
-    const T* __restrict plane = in + (c0 + c) * H * W;
-    // A select, not a branch: padding reads element 0 of the plane and drops it.
-    for (int64_t q = 0; q < 16 * tiles; ++q) {
-      const T v = plane[std::max<int64_t>(offsets[q], 0)];
-      stage[q] = offsets[q] >= 0 ? v : T(0);
-    }
+    gather_or_zero(in + (c0 + c) * H * W, offsets, 16 * tiles, stage);
     winograd_input_tiles(d, tiles, V + c * tiles, xi_stride);
   }
 }
@@ -1073,11 +1073,7 @@ void winograd_grad_output(const T* gy, int64_t Ct, int64_t H, int64_t W, const W
     T* stage = scratch<T>(kStage, 4 * tiles);
     const T* const dy[4] = {stage, stage + tiles, stage + 2 * tiles, stage + 3 * tiles};
     for (int64_t o = 0; o < no; ++o) {
-      const T* __restrict plane = gy + (o0 + o) * H * W;
-      for (int64_t q = 0; q < 4 * tiles; ++q) {  // a select, as in winograd_input_short
-        const T v = plane[std::max<int64_t>(offsets[q], 0)];
-        stage[q] = offsets[q] >= 0 ? v : T(0);
-      }
+      gather_or_zero(gy + (o0 + o) * H * W, offsets, 4 * tiles, stage);
       winograd_grad_output_tiles(dy, tiles, D + o * tiles, xi_stride);
     }
     return;
