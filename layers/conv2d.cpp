@@ -700,6 +700,16 @@ void gemm_short_n(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 }
 #endif
 
+// Whether the forward's product over `pixels` columns goes to gemm_short_n.
+template <class T>
+constexpr bool use_short_n([[maybe_unused]] int64_t pixels) {
+#ifdef KILN_SMALL_PRODUCTS
+  return std::is_same_v<T, float> && pixels % 8 == 0 && pixels <= kShortN;
+#else
+  return false;
+#endif
+}
+
 // ---- Winograd F(2x2, 3x3): transforms ----------------------------------------------------------
 // The math is at the top. Tiles are 2x2 blocks of output, indexed by tile rows r = n TY + ty of
 // the batch (TY = ceil(OH / 2) tile rows and TX = ceil(OW / 2) tiles per row); a tile past the
@@ -1233,22 +1243,20 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
       out = scratch<T>(kPacked, no * pixels);
       ld_y = pixels;
     }
-    if (b)
+    // gemm_short_n adds into out, so it starts from the bias or zeros.
+    const bool short_n = use_short_n<T>(pixels);
+    if (b || short_n)
       for (int64_t o = 0; o < no; ++o)
-        std::fill(out + o * ld_y, out + o * ld_y + pixels, b[o0 + o]);
+        std::fill(out + o * ld_y, out + o * ld_y + pixels, b ? b[o0 + o] : T(0));
+    if (short_n) {
 #ifdef KILN_SMALL_PRODUCTS
-    if constexpr (std::is_same_v<T, float>) {
-      if (pixels % 8 == 0 && pixels <= kShortN) {
-        if (!b)
-          for (int64_t o = 0; o < no; ++o) std::fill(out + o * ld_y, out + o * ld_y + pixels, 0.f);
+      if constexpr (std::is_same_v<T, float>)
         gemm_short_n(no, pixels, g.K_g, w + o0 * g.K_g, g.K_g, cols, ld_cols, out, ld_y);
-        if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
-        return;
-      }
-    }
 #endif
-    gemm_serial<T>(false, false, no, pixels, g.K_g, T(1), w + o0 * g.K_g, g.K_g, cols, ld_cols,
-                   b ? T(1) : T(0), out, ld_y);
+    } else {
+      gemm_serial<T>(false, false, no, pixels, g.K_g, T(1), w + o0 * g.K_g, g.K_g, cols, ld_cols,
+                     b ? T(1) : T(0), out, ld_y);
+    }
     if (!direct) unpack_rows(out, y, g.C_out, g.OH, g.OW, o0, no, r0, r1);
   };
 
