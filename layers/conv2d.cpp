@@ -802,7 +802,7 @@ CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
   CallBuffer<T> U = call_buffer<T>(16 * xi_stride);
-  parallel_for(0, rows, grain_for(cols * 64, 1 << 18), [&](int64_t r0, int64_t r1) {
+  parallel_for(0, rows, grain_for(cols * 64, 1 << 16), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
