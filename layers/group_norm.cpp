@@ -29,6 +29,13 @@
 // formed in double, so inputs like 1e4 + 1e-2*randn normalize to unit variance and sigma2 >= 0.
 // Work is split over the N*G groups, in fixed chunks: a batch of 2 still fills every core, and
 // the result is bit-identical at any thread count.
+//
+// ---- Fused ReLU ---------------------------------------------------------------------------------
+// group_norm_relu(x) = relu(group_norm(x)) in one op: the forward writes max(y, 0) as it
+// normalizes, and the backward reads the ReLU's output r and uses g [r > 0] wherever the formulas
+// above use g. The arithmetic is that of the two ops in turn, so the bits are too; what goes is a
+// pass over the activations each way, and the tensor between the two. nn::Sequential runs a
+// GroupNorm followed by a ReLU this way.
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/norm_kernels.h>
 
@@ -53,9 +60,10 @@ struct NormGeometry {
 
 // ---- forward kernel ------------------------------------------------------------------------------
 // x, y [N, G, K, S] contiguous; gamma, beta [G*K] or null; mean, rstd [N, G] (double).
+// With relu, y = max(normalized, 0).
 template <class T>
 void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry& d, double eps,
-                  T* y, double* mean_out, double* rstd_out) {
+                  bool relu, T* y, double* mean_out, double* rstd_out) {
   const int64_t M = d.group_size();
   parallel_for(0, d.N * d.G, grain_for(2 * M), [&](int64_t begin, int64_t end) {
     for (int64_t ng = begin; ng < end; ++ng) {
@@ -78,7 +86,7 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
         const int64_t c = g * d.K + k;
         const double scale = rstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
-        norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S);
+        norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S, relu);
       }
     }
   });
@@ -87,10 +95,11 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
 // ---- backward kernel -----------------------------------------------------------------------------
 // x, dy, dx [N, G, K, S]; gamma [G*K] or null; mean, rstd [N, G];
 // db_per_sample, dc_per_sample [N, G*K] scratch (double); dgamma, dbeta [G*K] or null.
+// relu_y [N, G, K, S] or null: the fused ReLU's output, dy being the gradient at it.
 template <class T>
-void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, const double* rstd,
-                   const NormGeometry& d, T* dx, T* dgamma, T* dbeta, double* db_per_sample,
-                   double* dc_per_sample) {
+void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, const double* mean,
+                   const double* rstd, const NormGeometry& d, T* dx, T* dgamma, T* dbeta,
+                   double* db_per_sample, double* dc_per_sample) {
   const int64_t M = d.group_size();
   const int64_t C = d.G * d.K;
   parallel_for(0, d.N * d.G, grain_for(3 * M), [&](int64_t begin, int64_t end) {
@@ -99,13 +108,15 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
       const T* xg = x + ng * M;
       const T* dyg = dy + ng * M;
       T* dxg = dx ? dx + ng * M : nullptr;
+      const T* rg = relu_y ? relu_y + ng * M : nullptr;
       const double mu = mean[ng], r = rstd[ng];
       // Pass 1: db_k = sum_s g, dc_k = sum_s g (x - mu); and the group sums of gamma-weighted terms.
       double sum_gamma_db = 0, sum_gamma_dc = 0;
       for (int64_t k = 0; k < d.K; ++k) {
         const int64_t c = g * d.K + k;
         double db = 0, dc = 0;
-        norm_kernels::accumulate_grad(xg + k * d.S, dyg + k * d.S, d.S, mu, db, dc);
+        norm_kernels::accumulate_grad(xg + k * d.S, dyg + k * d.S, d.S, mu, db, dc,
+                                      rg ? rg + k * d.S : nullptr);
         db_per_sample[n * C + c] = db;
         dc_per_sample[n * C + c] = dc;
         const double gamma_c = gamma ? static_cast<double>(gamma[c]) : 1.0;
@@ -123,7 +134,7 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
         const int64_t c = g * d.K + k;
         const double scale = r * (gamma ? static_cast<double>(gamma[c]) : 1.0);
         norm_kernels::grad_input_run(xg + k * d.S, dyg + k * d.S, d.S, mu, scale, coef_x, coef_1,
-                                     dxg + k * d.S);
+                                     dxg + k * d.S, rg ? rg + k * d.S : nullptr);
       }
     }
   });
@@ -150,8 +161,9 @@ void norm_backward(const T* x, const T* dy, const T* gamma, const double* mean, 
 
 struct GroupNormalize : autograd::Function<GroupNormalize> {
   // x any shape whose contiguous layout is [N, G, K, S]; weight, bias [G*K] elements or undefined.
+  // With relu, returns relu(group_norm(x)) (see Fused ReLU above).
   static Tensor forward(autograd::Context& ctx, const Tensor& x_in, const Tensor& weight,
-                        const Tensor& bias, NormGeometry d, double eps) {
+                        const Tensor& bias, NormGeometry d, double eps, bool relu) {
     Tensor x = kernels::contiguous(x_in);
     Tensor w = weight.defined() ? kernels::contiguous(kernels::to_dtype(weight, x.dtype())) : Tensor();
     Tensor b = bias.defined() ? kernels::contiguous(kernels::to_dtype(bias, x.dtype())) : Tensor();
@@ -160,10 +172,11 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
     Tensor rstd = Tensor::empty({d.N, d.G}, DType::f64);
     dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
       norm_forward<T>(x.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
-                      b.defined() ? b.data_ptr<T>() : nullptr, d, eps, y.data_ptr<T>(),
+                      b.defined() ? b.data_ptr<T>() : nullptr, d, eps, relu, y.data_ptr<T>(),
                       mean.data_ptr<double>(), rstd.data_ptr<double>());
     });
-    ctx.save_for_backward({x, w, mean, rstd});
+    if (relu) ctx.save_for_backward({x, w, mean, rstd, y});
+    else ctx.save_for_backward({x, w, mean, rstd});
     ctx.saved_data["geometry"] = d;
     ctx.saved_data["weight_shape"] = weight.defined() ? weight.shape() : Shape{};
     return y;
@@ -172,6 +185,7 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
   static std::vector<Tensor> backward(autograd::Context& ctx, const std::vector<Tensor>& grads) {
     auto saved = ctx.saved();
     const Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const Tensor relu_y = saved.size() > 4 ? saved[4] : Tensor();
     const auto d = std::any_cast<NormGeometry>(ctx.saved_data["geometry"]);
     const auto weight_shape = std::any_cast<Shape>(ctx.saved_data["weight_shape"]);
     Tensor dy = kernels::contiguous(grads[0]);
@@ -183,14 +197,16 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
     std::vector<double> db_scratch(static_cast<size_t>(d.N * d.G * d.K));
     std::vector<double> dc_scratch(db_scratch.size());
     dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
-      norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
+      norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(),
+                       relu_y.defined() ? relu_y.data_ptr<T>() : nullptr,
+                       w.defined() ? w.data_ptr<T>() : nullptr,
                        mean.data_ptr<double>(), rstd.data_ptr<double>(), d,
                        need_x ? dx.data_ptr<T>() : nullptr, need_w ? dw.data_ptr<T>() : nullptr,
                        need_b ? db.data_ptr<T>() : nullptr, db_scratch.data(), dc_scratch.data());
     });
     if (need_w) dw = kernels::view(dw, weight_shape);
     if (need_b) db = kernels::view(db, weight_shape);
-    return {dx, dw, db, Tensor(), Tensor()};
+    return {dx, dw, db, Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -209,20 +225,34 @@ void check_affine(const char* op, const Tensor& t, const char* name, const Shape
 
 namespace functional {
 
-Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
-  KILN_CHECK(x.dim() >= 2, "group_norm: expected an input [N, C, *] with at least 2 dims, got ",
+namespace {
+
+Tensor group_norm_op(const char* op, const Tensor& x, int64_t groups, const Tensor& weight,
+                     const Tensor& bias, double eps, bool relu) {
+  KILN_CHECK(x.dim() >= 2, op, ": expected an input [N, C, *] with at least 2 dims, got ",
              x.shape());
-  KILN_CHECK(is_floating(x.dtype()), "group_norm: expected a floating input, got ",
+  KILN_CHECK(is_floating(x.dtype()), op, ": expected a floating input, got ",
              dtype_name(x.dtype()));
   const int64_t N = x.shape()[0], C = x.shape()[1];
-  KILN_CHECK(groups > 0, "group_norm: expected groups > 0, got ", groups);
-  KILN_CHECK(C % groups == 0, "group_norm: channels ", C, " is not divisible by groups ", groups,
+  KILN_CHECK(groups > 0, op, ": expected groups > 0, got ", groups);
+  KILN_CHECK(C % groups == 0, op, ": channels ", C, " is not divisible by groups ", groups,
              " (input ", x.shape(), ")");
-  KILN_CHECK(eps >= 0, "group_norm: expected eps >= 0, got ", eps);
-  check_affine("group_norm", weight, "weight", {C});
-  check_affine("group_norm", bias, "bias", {C});
+  KILN_CHECK(eps >= 0, op, ": expected eps >= 0, got ", eps);
+  check_affine(op, weight, "weight", {C});
+  check_affine(op, bias, "bias", {C});
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, groups, C / groups, S}, eps);
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, groups, C / groups, S}, eps, relu);
+}
+
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
+  return group_norm_op("group_norm", x, groups, weight, bias, eps, /*relu=*/false);
+}
+
+Tensor group_norm_relu(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                       double eps) {
+  return group_norm_op("group_norm_relu", x, groups, weight, bias, eps, /*relu=*/true);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
@@ -240,7 +270,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   check_affine("layer_norm", bias, "bias", normalized_shape);
   const int64_t D = shape_numel(normalized_shape);
   const int64_t rows = D == 0 ? 0 : x.numel() / D;
-  return GroupNormalize::apply(x, weight, bias, NormGeometry{rows, 1, D, 1}, eps);
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{rows, 1, D, 1}, eps, false);
 }
 
 Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
@@ -252,7 +282,7 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   check_affine("instance_norm", weight, "weight", {C});
   check_affine("instance_norm", bias, "bias", {C});
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, C, 1, S}, eps);
+  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, C, 1, S}, eps, false);
 }
 
 }  // namespace functional
@@ -275,6 +305,12 @@ Tensor GroupNorm::forward(const Tensor& x) {
   KILN_CHECK(x.dim() >= 2 && x.shape()[1] == num_channels, "GroupNorm: expected an input [N, ",
              num_channels, ", *], got ", x.shape());
   return functional::group_norm(x, num_groups, weight, bias, eps);
+}
+
+Tensor GroupNorm::forward_relu(const Tensor& x) {
+  KILN_CHECK(x.dim() >= 2 && x.shape()[1] == num_channels, "GroupNorm: expected an input [N, ",
+             num_channels, ", *], got ", x.shape());
+  return functional::group_norm_relu(x, num_groups, weight, bias, eps);
 }
 
 std::string GroupNorm::extra_repr() const {

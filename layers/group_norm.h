@@ -19,6 +19,9 @@ namespace functional {
 /// x [N, C, *] -> y [N, C, *]; weight, bias [C] (either may be undefined). C % groups == 0.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+/// relu(group_norm(x, ...)) as one op, with the same bits and one pass fewer each way.
+Tensor group_norm_relu(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
+                       const Tensor& bias = Tensor(), double eps = 1e-5);
 /// x [*, normalized_shape] -> same; weight, bias of normalized_shape (either may be undefined).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
@@ -34,6 +37,9 @@ class GroupNorm : public Module {
   /// See the class: `std::make_shared<nn::GroupNorm>(32, 64)`; num_channels % num_groups == 0.
   GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
   Tensor forward(const Tensor& x) override;
+  /// relu(forward(x)) in one op (functional::group_norm_relu); nn::Sequential calls it for a
+  /// GroupNorm followed by a ReLU.
+  Tensor forward_relu(const Tensor& x);
   std::string extra_repr() const override;
 
   /// G, the number of groups.

@@ -1,6 +1,10 @@
 #include <kiln/layers/sequential.h>
 
 #include <string>
+#include <typeinfo>
+
+#include <kiln/layers/activation.h>
+#include <kiln/layers/group_norm.h>
 
 namespace kiln::nn {
 
@@ -15,9 +19,22 @@ std::shared_ptr<Module> Sequential::operator[](int64_t index) const {
   return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
 }
 
+// A GroupNorm followed by a ReLU runs as one op, GroupNorm::forward_relu: the same bits, and one
+// pass over the activations fewer each way. Only the classes themselves are fused, so a subclass
+// that overrides forward() still has it called.
 Tensor Sequential::forward(const Tensor& input) {
+  const auto& children = named_children();
   Tensor x = input;
-  for (const auto& [name, module] : named_children()) x = module->forward(x);
+  for (size_t i = 0; i < children.size(); ++i) {
+    Module& module = *children[i].second;
+    if (i + 1 < children.size() && typeid(module) == typeid(GroupNorm) &&
+        typeid(*children[i + 1].second) == typeid(ReLU)) {
+      x = static_cast<GroupNorm&>(module).forward_relu(x);
+      ++i;
+      continue;
+    }
+    x = module.forward(x);
+  }
   return x;
 }
 

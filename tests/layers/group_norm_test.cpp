@@ -202,3 +202,113 @@ TEST_CASE("GroupNorm is bit-identical at 1 and 2 threads", "[layers][group_norm]
   set_num_threads(2);
   for (size_t i = 0; i < one.size(); ++i) kiln::testing::require_equal(one[i], two[i]);
 }
+
+TEST_CASE("group_norm_relu gradcheck in float64", "[layers][group_norm][fused]") {
+  manual_seed(11);
+  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
+           {{2, 6, 2, 3}, 3}, {{1, 4, 3, 1}, 1}, {{3, 2, 5}, 2}}) {
+    INFO("shape " << shape_str(shape) << " groups " << groups);
+    Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
+    Tensor w = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    Tensor b = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    REQUIRE(autograd::gradcheck(
+        [groups](const std::vector<Tensor>& in) {
+          return nn::functional::group_norm_relu(in[0], groups, in[1], in[2], 1e-5);
+        },
+        {x, w, b}));
+  }
+}
+
+namespace {
+
+// y, dx, dweight, dbias of fn(x, weight, bias) with upstream gradient g.
+template <class Fn>
+std::vector<Tensor> norm_results(Fn fn, const Tensor& x0, const Tensor& w0, const Tensor& b0,
+                                 const Tensor& g) {
+  Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+  Tensor b = b0.clone().requires_grad_();
+  Tensor y = fn(x, w, b);
+  y.backward(g);
+  return {y, x.grad(), w.grad(), b.grad()};
+}
+
+}  // namespace
+
+TEST_CASE("group_norm_relu has the bits of relu(group_norm)", "[layers][group_norm][fused]") {
+  manual_seed(12);
+  // S = 7, 16, 37 and 1024 cover the vector loops' tails; the bias shifts some channels so that
+  // most of their outputs are cut. Group {-1, 0, 1} normalizes to an exact 0 at the middle, where
+  // both must pass no gradient.
+  for (const Shape& shape : std::vector<Shape>{{2, 4, 7}, {3, 6, 4, 4}, {2, 8, 37}, {2, 64, 32, 32}}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      INFO("shape " << shape_str(shape) << " dtype " << dtype_name(dtype));
+      const int64_t C = shape[1], groups = C / 2;
+      Tensor x = Tensor::randn(shape, dtype) * 3.0 + 0.5;
+      Tensor w = Tensor::randn({C}, dtype), b = Tensor::randn({C}, dtype);
+      Tensor g = Tensor::randn(shape, dtype);
+      auto fused = norm_results(
+          [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+            return nn::functional::group_norm_relu(xi, groups, wi, bi);
+          },
+          x, w, b, g);
+      auto apart = norm_results(
+          [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+            return relu(nn::functional::group_norm(xi, groups, wi, bi));
+          },
+          x, w, b, g);
+      for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+    }
+  }
+  SECTION("an exact zero passes no gradient") {
+    Tensor x = Tensor::from_vector(std::vector<float>{-1, 0, 1, 2, 4, 6}, {1, 2, 3}).requires_grad_();
+    Tensor y = nn::functional::group_norm_relu(x, 2);
+    y.backward(Tensor::ones({1, 2, 3}));
+    REQUIRE(y.to_vector<float>()[1] == 0.0f);
+    REQUIRE(y.to_vector<float>()[4] == 0.0f);
+    Tensor x2 = x.detach().clone().requires_grad_();
+    relu(nn::functional::group_norm(x2, 2)).backward(Tensor::ones({1, 2, 3}));
+    kiln::testing::require_equal(x.grad(), x2.grad());
+  }
+}
+
+namespace {
+// A GroupNorm whose forward is its own: Sequential must call it, not fuse around it.
+struct DoubledGroupNorm : nn::GroupNorm {
+  using nn::GroupNorm::GroupNorm;
+  Tensor forward(const Tensor& x) override { return nn::GroupNorm::forward(x) * 2.0; }
+};
+}  // namespace
+
+TEST_CASE("Sequential fuses GroupNorm and ReLU with the same bits", "[layers][group_norm][fused]") {
+  manual_seed(13);
+  auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.padding = 1});
+  auto gn = std::make_shared<nn::GroupNorm>(4, 8);
+  auto relu_module = std::make_shared<nn::ReLU>();
+  nn::Sequential net(conv, gn, relu_module, std::make_shared<nn::Flatten>());
+  {
+    NoGradGuard no_grad;
+    gn->weight.copy_(Tensor::randn({8}));
+    gn->bias.copy_(Tensor::randn({8}));
+  }
+  Tensor x0 = Tensor::randn({2, 3, 6, 6});
+  Tensor g = Tensor::randn({2, 8 * 36});
+  auto run = [&](bool through_sequential) {
+    net.zero_grad();
+    Tensor x = x0.clone().requires_grad_();
+    Tensor y = through_sequential
+                   ? net.forward(x)
+                   : net[3]->forward(relu_module->forward(gn->forward(conv->forward(x))));
+    y.backward(g);
+    return std::vector<Tensor>{y, x.grad(), conv->weight.grad(), gn->weight.grad(),
+                               gn->bias.grad()};
+  };
+  auto fused = run(true), apart = run(false);
+  for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+
+  SECTION("a subclass keeps its own forward") {
+    auto doubled = std::make_shared<DoubledGroupNorm>(4, 8);
+    nn::Sequential with_subclass(doubled, std::make_shared<nn::ReLU>());
+    Tensor x = Tensor::randn({2, 8, 3, 3});
+    kiln::testing::require_equal(with_subclass.forward(x), relu(doubled->forward(x)));
+  }
+}
