@@ -36,6 +36,12 @@
 // dL/dbeta stay each rank's own sums, as in PyTorch: the gradient averaging of data-parallel
 // training (layers/data_parallel.h) combines them like every other parameter's gradient.
 // P ranks of batch B then compute what one process computes on batch P x B, up to rounding.
+//
+// ---- Fused ReLU ---------------------------------------------------------------------------------
+// As in group_norm.cpp: with relu the forward writes max(y, 0), and the backward reads that output
+// r and uses g [r > 0] wherever the formulas above use g, in training, eval and SyncBatchNorm
+// alike. The bits are those of batch_norm followed by relu. nn::Sequential runs a BatchNorm
+// followed by a ReLU this way.
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/norm_kernels.h>
 
@@ -79,10 +85,11 @@ void batch_stats(const T* x, const BatchGeometry& d, double* mean, double* var) 
   });
 }
 
-// y = (x - mean_c) * scale_c + beta_c with scale_c = gamma_c / sqrt(var_c + eps).
+// y = (x - mean_c) * scale_c + beta_c with scale_c = gamma_c / sqrt(var_c + eps); with relu,
+// max(y, 0).
 template <class T>
 void batch_normalize(const T* x, const double* mean, const double* rstd, const T* gamma,
-                     const T* beta, const BatchGeometry& d, T* y) {
+                     const T* beta, const BatchGeometry& d, bool relu, T* y) {
   const int64_t M = d.count();
   parallel_for(0, d.C, grain_for(M), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
@@ -90,7 +97,8 @@ void batch_normalize(const T* x, const double* mean, const double* rstd, const T
       const double scale = rstd[c] * (gamma ? static_cast<double>(gamma[c]) : 1.0);
       const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
       for (int64_t n = 0; n < d.N; ++n)
-        norm_kernels::normalize_run(x + (n * d.C + c) * d.S, d.S, mu, scale, offset, y + (n * d.C + c) * d.S);
+        norm_kernels::normalize_run(x + (n * d.C + c) * d.S, d.S, mu, scale, offset,
+                                    y + (n * d.C + c) * d.S, relu);
     }
   });
 }
@@ -152,24 +160,27 @@ void sum_over_ranks(std::vector<double>& values) {
 // ---- backward kernels ----------------------------------------------------------------------------
 // x, dy, dx [N, C, S]; mean, rstd [C]; gamma [C] or null; dgamma, dbeta [C] or null.
 // training: the statistics depend on x (the full formula); eval: they are constants.
+// relu_y [N, C, S] or null: the fused ReLU's output, dy being the gradient at it.
 
 // Pass 1 over channel c: db = sum g, dc = sum g (x - mu).
 template <class T>
-void channel_grad_sums(const T* x, const T* dy, double mu, const BatchGeometry& d, int64_t c,
-                       double& db, double& dc) {
+void channel_grad_sums(const T* x, const T* dy, const T* relu_y, double mu, const BatchGeometry& d,
+                       int64_t c, double& db, double& dc) {
   db = 0;
   dc = 0;
-  for (int64_t n = 0; n < d.N; ++n)
-    norm_kernels::accumulate_grad(x + (n * d.C + c) * d.S, dy + (n * d.C + c) * d.S, d.S, mu, db, dc);
+  for (int64_t n = 0; n < d.N; ++n) {
+    const int64_t at = (n * d.C + c) * d.S;
+    norm_kernels::accumulate_grad(x + at, dy + at, d.S, mu, db, dc, relu_y ? relu_y + at : nullptr);
+  }
 }
 
 // Pass 2 over channel c, with db and dc summed over the M values of S_i:
 //   dx = gamma rstd (g - db/M - (x - mu) rstd^2 dc/M)   (training)
 //   dx = gamma rstd g                                   (eval)
 template <class T>
-void channel_grad_input(const T* x, const T* dy, double mu, double r, double gamma, double db,
-                        double dc, double inv_m, bool training, const BatchGeometry& d, int64_t c,
-                        T* dx) {
+void channel_grad_input(const T* x, const T* dy, const T* relu_y, double mu, double r, double gamma,
+                        double db, double dc, double inv_m, bool training, const BatchGeometry& d,
+                        int64_t c, T* dx) {
   const double scale = r * gamma;
   const double mean_g = training ? db * inv_m : 0.0;
   const double coef_x = training ? r * r * dc * inv_m : 0.0;
@@ -177,25 +188,26 @@ void channel_grad_input(const T* x, const T* dy, double mu, double r, double gam
   for (int64_t n = 0; n < d.N; ++n) {
     const int64_t at = (n * d.C + c) * d.S;
     norm_kernels::grad_input_run(x + at, dy + at, d.S, mu, scale, -scale * coef_x, -scale * mean_g,
-                                 dx + at);
+                                 dx + at, relu_y ? relu_y + at : nullptr);
   }
 }
 
 // Both passes per channel while its values are in cache.
 template <class T>
-void batch_norm_backward(const T* x, const T* dy, const double* mean, const double* rstd,
-                         const T* gamma, const BatchGeometry& d, bool training, T* dx, T* dgamma,
-                         T* dbeta) {
+void batch_norm_backward(const T* x, const T* dy, const T* relu_y, const double* mean,
+                         const double* rstd, const T* gamma, const BatchGeometry& d, bool training,
+                         T* dx, T* dgamma, T* dbeta) {
   const double inv_m = 1.0 / static_cast<double>(d.count());
   parallel_for(0, d.C, grain_for(3 * d.count()), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       double db, dc;
-      channel_grad_sums(x, dy, mean[c], d, c, db, dc);
+      channel_grad_sums(x, dy, relu_y, mean[c], d, c, db, dc);
       if (dgamma) dgamma[c] = static_cast<T>(rstd[c] * dc);
       if (dbeta) dbeta[c] = static_cast<T>(db);
       if (dx)
-        channel_grad_input(x, dy, mean[c], rstd[c], gamma ? static_cast<double>(gamma[c]) : 1.0,
-                           db, dc, inv_m, training, d, c, dx);
+        channel_grad_input(x, dy, relu_y, mean[c], rstd[c],
+                           gamma ? static_cast<double>(gamma[c]) : 1.0, db, dc, inv_m, training, d,
+                           c, dx);
     }
   });
 }
@@ -203,15 +215,15 @@ void batch_norm_backward(const T* x, const T* dy, const double* mean, const doub
 // SyncBatchNorm in training: pass 1 on every channel, the sums all-reduced over the ranks, then
 // pass 2 with the totals and the global count M.
 template <class T>
-void sync_batch_norm_backward(const T* x, const T* dy, const double* mean, const double* rstd,
-                              const T* gamma, const BatchGeometry& d, double M, T* dx, T* dgamma,
-                              T* dbeta) {
+void sync_batch_norm_backward(const T* x, const T* dy, const T* relu_y, const double* mean,
+                              const double* rstd, const T* gamma, const BatchGeometry& d, double M,
+                              T* dx, T* dgamma, T* dbeta) {
   std::vector<double> sums(static_cast<size_t>(2 * d.C));  // [db_0..db_C-1, dc_0..dc_C-1]
   double* db = sums.data();
   double* dc = sums.data() + d.C;
   parallel_for(0, d.C, grain_for(2 * d.count()), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      channel_grad_sums(x, dy, mean[c], d, c, db[c], dc[c]);
+      channel_grad_sums(x, dy, relu_y, mean[c], d, c, db[c], dc[c]);
       if (dgamma) dgamma[c] = static_cast<T>(rstd[c] * dc[c]);
       if (dbeta) dbeta[c] = static_cast<T>(db[c]);
     }
@@ -221,8 +233,9 @@ void sync_batch_norm_backward(const T* x, const T* dy, const double* mean, const
   const double inv_m = 1.0 / M;
   parallel_for(0, d.C, grain_for(d.count()), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c)
-      channel_grad_input(x, dy, mean[c], rstd[c], gamma ? static_cast<double>(gamma[c]) : 1.0,
-                         db[c], dc[c], inv_m, /*training=*/true, d, c, dx);
+      channel_grad_input(x, dy, relu_y, mean[c], rstd[c],
+                         gamma ? static_cast<double>(gamma[c]) : 1.0, db[c], dc[c], inv_m,
+                         /*training=*/true, d, c, dx);
   });
 }
 
@@ -230,10 +243,11 @@ void sync_batch_norm_backward(const T* x, const T* dy, const double* mean, const
 
 struct BatchNormalize : autograd::Function<BatchNormalize> {
   // running_mean / running_var are updated in place when training and defined. synchronize: the
-  // batch statistics and the backward sums run over every rank's batch (SyncBatchNorm).
+  // batch statistics and the backward sums run over every rank's batch (SyncBatchNorm). relu:
+  // returns relu(batch_norm(x)) (see Fused ReLU above).
   static Tensor forward(autograd::Context& ctx, const Tensor& x_in, const Tensor& weight,
                         const Tensor& bias, Tensor running_mean, Tensor running_var,
-                        bool training, double momentum, double eps, bool synchronize) {
+                        bool training, double momentum, double eps, bool synchronize, bool relu) {
     Tensor x = kernels::contiguous(x_in);
     const BatchGeometry d{x.shape()[0], x.shape()[1],
                           x.shape()[0] * x.shape()[1] == 0 ? 0 : x.numel() / (x.shape()[0] * x.shape()[1])};
@@ -268,9 +282,10 @@ struct BatchNormalize : autograd::Function<BatchNormalize> {
         }
       }
       batch_normalize<T>(x.data_ptr<T>(), pm, pr, w.defined() ? w.data_ptr<T>() : nullptr,
-                         b.defined() ? b.data_ptr<T>() : nullptr, d, y.data_ptr<T>());
+                         b.defined() ? b.data_ptr<T>() : nullptr, d, relu, y.data_ptr<T>());
     });
-    ctx.save_for_backward({x, w, mean, rstd});
+    if (relu) ctx.save_for_backward({x, w, mean, rstd, y});
+    else ctx.save_for_backward({x, w, mean, rstd});
     ctx.saved_data["geometry"] = d;
     ctx.saved_data["training"] = training;
     ctx.saved_data["synchronize"] = synchronize;
@@ -281,6 +296,7 @@ struct BatchNormalize : autograd::Function<BatchNormalize> {
   static std::vector<Tensor> backward(autograd::Context& ctx, const std::vector<Tensor>& grads) {
     auto saved = ctx.saved();
     const Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const Tensor relu_y = saved.size() > 4 ? saved[4] : Tensor();
     const auto d = std::any_cast<BatchGeometry>(ctx.saved_data["geometry"]);
     const bool training = std::any_cast<bool>(ctx.saved_data["training"]);
     const bool synchronize = std::any_cast<bool>(ctx.saved_data["synchronize"]);
@@ -296,12 +312,13 @@ struct BatchNormalize : autograd::Function<BatchNormalize> {
       T* pdx = need_x ? dx.data_ptr<T>() : nullptr;
       T* pdw = need_w ? dw.data_ptr<T>() : nullptr;
       T* pdb = need_b ? db.data_ptr<T>() : nullptr;
+      const T* pr = relu_y.defined() ? relu_y.data_ptr<T>() : nullptr;
       if (synchronize)
-        sync_batch_norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), mean.data_ptr<double>(),
+        sync_batch_norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), pr, mean.data_ptr<double>(),
                                     rstd.data_ptr<double>(), gamma, d, static_cast<double>(count),
                                     pdx, pdw, pdb);
       else
-        batch_norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), mean.data_ptr<double>(),
+        batch_norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(), pr, mean.data_ptr<double>(),
                                rstd.data_ptr<double>(), gamma, d, training, pdx, pdw, pdb);
     });
     return {dx, dw, db, Tensor(), Tensor()};
@@ -362,25 +379,38 @@ void check_batch_norm_args(const char* op, const Tensor& x, const Tensor& runnin
   KILN_CHECK(eps >= 0, op, ": expected eps >= 0, got ", eps);
 }
 
+// batch_norm (over_ranks false) or sync_batch_norm, followed by a ReLU in the same op when relu.
+Tensor batch_norm_op(const char* op, const Tensor& x, const Tensor& running_mean,
+                     const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                     bool training, double momentum, double eps, bool over_ranks, bool relu) {
+  const bool synchronize = over_ranks && training && ranks_to_synchronize();
+  check_batch_norm_args(op, x, running_mean, running_var, weight, bias, training, eps,
+                        /*per_rank_count=*/!synchronize);
+  return BatchNormalize::apply(x, weight, bias, running_mean, running_var, training, momentum, eps,
+                               synchronize, relu);
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps) {
-  check_batch_norm_args("batch_norm", x, running_mean, running_var, weight, bias, training, eps,
-                        /*per_rank_count=*/true);
-  return BatchNormalize::apply(x, weight, bias, running_mean, running_var, training, momentum, eps,
-                               /*synchronize=*/false);
+  return batch_norm_op("batch_norm", x, running_mean, running_var, weight, bias, training,
+                       momentum, eps, /*over_ranks=*/false, /*relu=*/false);
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                       double eps) {
+  return batch_norm_op("batch_norm_relu", x, running_mean, running_var, weight, bias, training,
+                       momentum, eps, /*over_ranks=*/false, /*relu=*/true);
 }
 
 Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
                        double eps) {
-  const bool synchronize = training && ranks_to_synchronize();
-  check_batch_norm_args("sync_batch_norm", x, running_mean, running_var, weight, bias, training,
-                        eps, /*per_rank_count=*/!synchronize);
-  return BatchNormalize::apply(x, weight, bias, running_mean, running_var, training, momentum, eps,
-                               synchronize);
+  return batch_norm_op("sync_batch_norm", x, running_mean, running_var, weight, bias, training,
+                       momentum, eps, /*over_ranks=*/true, /*relu=*/false);
 }
 
 }  // namespace functional
@@ -406,7 +436,11 @@ BatchNorm::BatchNorm(int64_t num_features_, double eps_, double momentum_, bool 
 
 Tensor BatchNorm::forward(const Tensor& x) { return normalize(x, /*synchronize=*/false); }
 
-Tensor BatchNorm::normalize(const Tensor& x, bool synchronize) {
+Tensor BatchNorm::forward_relu(const Tensor& x) {
+  return normalize(x, /*synchronize=*/false, /*relu=*/true);
+}
+
+Tensor BatchNorm::normalize(const Tensor& x, bool synchronize, bool relu) {
   check_input(x);
   KILN_CHECK(x.shape()[1] == num_features, type_name(), ": expected ", num_features,
              " channels, got input ", x.shape());
@@ -418,10 +452,10 @@ Tensor BatchNorm::normalize(const Tensor& x, bool synchronize) {
   // Batch statistics in training, and in eval too when no running statistics are kept; in
   // training the running statistics are updated, in eval they normalize.
   const bool use_batch_stats = is_training() || !track_running_stats;
-  auto normalize_fn = synchronize ? functional::sync_batch_norm : functional::batch_norm;
-  Tensor y = normalize_fn(x, track_running_stats ? running_mean : Tensor(),
-                          track_running_stats ? running_var : Tensor(), weight, bias,
-                          use_batch_stats, factor, eps);
+  Tensor y = functional::batch_norm_op(
+      synchronize ? "sync_batch_norm" : "batch_norm", x,
+      track_running_stats ? running_mean : Tensor(), track_running_stats ? running_var : Tensor(),
+      weight, bias, use_batch_stats, factor, eps, synchronize, relu);
   if (updating) {
     NoGradGuard no_grad;
     num_batches_tracked.add_(Tensor::scalar(1, DType::i64));
@@ -446,6 +480,10 @@ void BatchNorm2d::check_input(const Tensor& x) const {
 }
 
 Tensor SyncBatchNorm::forward(const Tensor& x) { return normalize(x, /*synchronize=*/true); }
+
+Tensor SyncBatchNorm::forward_relu(const Tensor& x) {
+  return normalize(x, /*synchronize=*/true, /*relu=*/true);
+}
 
 void SyncBatchNorm::check_input(const Tensor& x) const {
   KILN_CHECK(x.dim() >= 2, "SyncBatchNorm: expected an input [N, C, *] with at least 2 dims, got ",

@@ -22,6 +22,10 @@ namespace functional {
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
+/// relu(batch_norm(x, ...)) as one op, with the same bits and one pass fewer each way.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training,
+                       double momentum = 0.1, double eps = 1e-5);
 
 /// batch_norm whose batch statistics, in training, run over the inputs of every rank of
 /// kiln::dist together (torch.nn.SyncBatchNorm): the mean and variance over all ranks' [N_r, C, *]
@@ -42,6 +46,9 @@ class BatchNorm : public Module {
   BatchNorm(int64_t num_features, double eps, double momentum, bool affine,
             bool track_running_stats);
   Tensor forward(const Tensor& x) override;
+  /// relu(forward(x)) in one op, with the same bits and one pass fewer each way; nn::Sequential
+  /// calls it for a BatchNorm followed by a ReLU.
+  virtual Tensor forward_relu(const Tensor& x);
   std::string extra_repr() const override;
 
   /// C, the channels of the input.
@@ -59,8 +66,9 @@ class BatchNorm : public Module {
  protected:
   /// Checks the input rank for the subclass ("BatchNorm2d: expected a 4-D input ...").
   virtual void check_input(const Tensor& x) const = 0;
-  /// forward, with the batch statistics taken over every rank when synchronize is set.
-  Tensor normalize(const Tensor& x, bool synchronize);
+  /// forward, with the batch statistics taken over every rank when synchronize is set, and
+  /// followed by a ReLU in the same op when relu is.
+  Tensor normalize(const Tensor& x, bool synchronize, bool relu = false);
 };
 
 /// BatchNorm1d(num_features, eps = 1e-5, momentum = 0.1, affine = true, track_running_stats =
@@ -104,6 +112,7 @@ class SyncBatchNorm : public BatchNorm {
                          bool affine = true, bool track_running_stats = true)
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats) {}
   Tensor forward(const Tensor& x) override;
+  Tensor forward_relu(const Tensor& x) override;
 
  protected:
   void check_input(const Tensor& x) const override;

@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include <kiln/layers/activation.h>
+#include <kiln/layers/batch_norm.h>
 #include <kiln/layers/group_norm.h>
 
 namespace kiln::nn {
@@ -19,17 +20,32 @@ std::shared_ptr<Module> Sequential::operator[](int64_t index) const {
   return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
 }
 
-// A GroupNorm followed by a ReLU runs as one op, GroupNorm::forward_relu: the same bits, and one
-// pass over the activations fewer each way. Only the classes themselves are fused, so a subclass
-// that overrides forward() still has it called.
+namespace {
+
+// A norm followed by a ReLU runs as one op, the norm's forward_relu: the same bits, and one pass
+// over the activations fewer each way. Only these classes themselves are fused, so a subclass that
+// overrides forward() still has it called.
+bool has_fused_relu(const Module& m) {
+  const std::type_info& type = typeid(m);
+  return type == typeid(GroupNorm) || type == typeid(BatchNorm2d) || type == typeid(BatchNorm1d) ||
+         type == typeid(SyncBatchNorm);
+}
+
+Tensor forward_relu(Module& norm, const Tensor& x) {
+  if (typeid(norm) == typeid(GroupNorm)) return static_cast<GroupNorm&>(norm).forward_relu(x);
+  return static_cast<BatchNorm&>(norm).forward_relu(x);
+}
+
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& input) {
   const auto& children = named_children();
   Tensor x = input;
   for (size_t i = 0; i < children.size(); ++i) {
     Module& module = *children[i].second;
-    if (i + 1 < children.size() && typeid(module) == typeid(GroupNorm) &&
+    if (i + 1 < children.size() && has_fused_relu(module) &&
         typeid(*children[i + 1].second) == typeid(ReLU)) {
-      x = static_cast<GroupNorm&>(module).forward_relu(x);
+      x = forward_relu(module, x);
       ++i;
       continue;
     }

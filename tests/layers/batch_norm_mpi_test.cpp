@@ -113,6 +113,29 @@ TEST_CASE("SyncBatchNorm2d on 2 ranks of batch 2 equals BatchNorm2d on batch 4, 
   REQUIRE(relative_error(y_eval, bn.forward(x_eval)) < 1e-6);
 }
 
+TEST_CASE("SyncBatchNorm's fused ReLU on 2 ranks equals BatchNorm2d then relu on batch 4",
+          "[mpi][sync_batch_norm][fused]") {
+  const int r = dist::rank();
+  const int64_t B = 2, C = 6;
+  nn::BatchNorm2d bn(C);
+  nn::SyncBatchNorm sync_bn(C);
+  Generator gen(5);
+  const Tensor x_all = Tensor::randn({2 * B, C, 5, 5}, DType::f32, &gen) * 2.0 + 0.5;
+  const Tensor target = Tensor::randn({2 * B, C, 5, 5}, DType::f32, &gen);
+  Tensor x1 = x_all.clone().requires_grad_();
+  Tensor y1 = relu(bn.forward(x1));
+  (y1 * target).mean().backward();
+  Tensor x2 = rows(x_all, r * B, B).requires_grad_();
+  Tensor y2 = sync_bn.forward_relu(x2);
+  (y2 * rows(target, r * B, B)).mean().backward();
+  REQUIRE(relative_error(y2, rows(y1.detach(), r * B, B)) < 1e-5);
+  REQUIRE(relative_error(x2.grad() * 0.5, rows(x1.grad(), r * B, B)) < 1e-5);
+  Tensor w_grad = sync_bn.weight.grad().clone();
+  dist::all_reduce(w_grad, dist::ReduceOp::avg);
+  REQUIRE(relative_error(w_grad, bn.weight.grad()) < 1e-5);
+  REQUIRE(relative_error(sync_bn.running_var, bn.running_var) < 1e-6);
+}
+
 TEST_CASE("plain BatchNorm on 2 ranks of batch 2 differs from batch 4", "[mpi][sync_batch_norm]") {
   // Each rank normalizes its own 2 images: the paper's "batch size per worker".
   const int r = dist::rank();

@@ -159,3 +159,121 @@ TEST_CASE("BatchNorm is bit-identical at 1 and 2 threads", "[layers][batch_norm]
   set_num_threads(2);
   for (size_t i = 0; i < one.size(); ++i) kiln::testing::require_equal(one[i], two[i]);
 }
+
+TEST_CASE("batch_norm_relu gradcheck in float64", "[layers][batch_norm][fused]") {
+  manual_seed(17);
+  for (const Shape& shape : std::vector<Shape>{{3, 2, 4}, {4, 3}, {2, 2, 2, 3}}) {
+    INFO("shape " << shape_str(shape));
+    const int64_t C = shape[1];
+    Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
+    Tensor w = Tensor::randn({C}, DType::f64).requires_grad_();
+    Tensor b = Tensor::randn({C}, DType::f64).requires_grad_();
+    for (bool training : {true, false}) {
+      INFO("training " << training);
+      Tensor rm = Tensor::randn({C}, DType::f64), rv = Tensor::rand({C}, DType::f64) + 0.5;
+      REQUIRE(autograd::gradcheck(
+          [&](const std::vector<Tensor>& in) {
+            // Running statistics are not touched in training: none are given.
+            return training ? nn::functional::batch_norm_relu(in[0], Tensor(), Tensor(), in[1],
+                                                              in[2], true)
+                            : nn::functional::batch_norm_relu(in[0], rm, rv, in[1], in[2], false);
+          },
+          {x, w, b}));
+    }
+  }
+}
+
+TEST_CASE("batch_norm_relu has the bits of relu(batch_norm)", "[layers][batch_norm][fused]") {
+  manual_seed(18);
+  // S = 1, 7, 16 and 37 cover the vector loops' tails; training with running statistics, and eval.
+  for (const Shape& shape : std::vector<Shape>{{5, 6}, {3, 4, 7}, {2, 6, 4, 4}, {4, 3, 37, 1}}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      for (bool training : {true, false}) {
+        INFO("shape " << shape_str(shape) << " dtype " << dtype_name(dtype) << " training "
+                      << training);
+        const int64_t C = shape[1];
+        Tensor x0 = Tensor::randn(shape, dtype) * 2.0 + 0.5, g = Tensor::randn(shape, dtype);
+        Tensor w0 = Tensor::randn({C}, dtype), b0 = Tensor::randn({C}, dtype);
+        Tensor rm0 = Tensor::randn({C}, dtype), rv0 = Tensor::rand({C}, dtype) + 0.5;
+        auto run = [&](bool fused) {
+          Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+          Tensor b = b0.clone().requires_grad_();
+          Tensor rm = rm0.clone(), rv = rv0.clone();
+          Tensor y = fused ? nn::functional::batch_norm_relu(x, rm, rv, w, b, training)
+                           : relu(nn::functional::batch_norm(x, rm, rv, w, b, training));
+          y.backward(g);
+          return std::vector<Tensor>{y, x.grad(), w.grad(), b.grad(), rm, rv};
+        };
+        auto fused = run(true), apart = run(false);
+        for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("BatchNorm modules' forward_relu has the bits of forward then relu",
+          "[layers][batch_norm][fused]") {
+  manual_seed(15);
+  struct Case {
+    Shape shape;
+    bool two_d;
+  };
+  for (const Case& c : std::vector<Case>{{{3, 4, 7}, false}, {{2, 6, 4, 4}, true}}) {
+    INFO("shape " << shape_str(c.shape));
+    const int64_t C = c.shape[1];
+    auto make = [&]() -> std::shared_ptr<nn::BatchNorm> {
+      if (c.two_d) return std::make_shared<nn::BatchNorm2d>(C);
+      return std::make_shared<nn::BatchNorm1d>(C);
+    };
+    auto fused = make(), apart = make();
+    Tensor w = Tensor::randn({C}), b = Tensor::randn({C});
+    for (auto* bn : {fused.get(), apart.get()}) {
+      NoGradGuard no_grad;
+      bn->weight.copy_(w);
+      bn->bias.copy_(b);
+    }
+    // Two training steps (the running statistics move), then one in eval.
+    for (int step = 0; step < 3; ++step) {
+      INFO("step " << step);
+      if (step == 2) {
+        fused->eval();
+        apart->eval();
+      }
+      Tensor x0 = Tensor::randn(c.shape) * 2.0 + 0.5, g = Tensor::randn(c.shape);
+      Tensor x1 = x0.clone().requires_grad_(), x2 = x0.clone().requires_grad_();
+      fused->zero_grad();
+      apart->zero_grad();
+      Tensor y1 = fused->forward_relu(x1), y2 = relu(apart->forward(x2));
+      y1.backward(g);
+      y2.backward(g);
+      kiln::testing::require_equal(y1, y2);
+      kiln::testing::require_equal(x1.grad(), x2.grad());
+      kiln::testing::require_equal(fused->weight.grad(), apart->weight.grad());
+      kiln::testing::require_equal(fused->bias.grad(), apart->bias.grad());
+      kiln::testing::require_equal(fused->running_mean, apart->running_mean);
+      kiln::testing::require_equal(fused->running_var, apart->running_var);
+    }
+    REQUIRE(fused->num_batches_tracked.item<int64_t>() == 2);
+  }
+}
+TEST_CASE("Sequential fuses BatchNorm2d and ReLU with the same bits", "[layers][batch_norm][fused]") {
+  manual_seed(16);
+  auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, nn::Conv2dOptions{.padding = 1});
+  auto bn = std::make_shared<nn::BatchNorm2d>(8);
+  auto relu_module = std::make_shared<nn::ReLU>();
+  nn::Sequential net(conv, bn, relu_module);
+  Tensor x0 = Tensor::randn({2, 3, 5, 5}), g = Tensor::randn({2, 8, 5, 5});
+  auto run = [&](bool through_sequential) {
+    net.zero_grad();
+    Tensor x = x0.clone().requires_grad_();
+    Tensor y = through_sequential ? net.forward(x)
+                                  : relu_module->forward(bn->forward(conv->forward(x)));
+    y.backward(g);
+    return std::vector<Tensor>{y, x.grad(), conv->weight.grad(), bn->weight.grad(),
+                               bn->running_var.clone()};
+  };
+  auto fused = run(true), apart = run(false);
+  // The running statistics moved twice by now; the second run's update starts from the first's.
+  for (size_t i = 0; i + 1 < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+  REQUIRE(bn->num_batches_tracked.item<int64_t>() == 2);
+}
