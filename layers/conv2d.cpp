@@ -917,28 +917,25 @@ void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const Winogra
                     int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
   if (wt.TX <= kShortTileRow) return winograd_input_short(in, Ct, H, W, wt, c0, nc, r0, r1, V);
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
-  // The patch rows split into even and odd columns: E[a][k] = row_a[2k - 1], O[a][k] = row_a[2k],
-  // so tile tx reads E[a][tx], O[a][tx], E[a][tx + 1], O[a][tx + 1], all contiguous in tx.
-  T* stage = scratch<T>(kStage, 8 * (TX + 1));
-  const T* d[16];
-  for (int64_t a = 0; a < 4; ++a) {
-    const T* E = stage + 2 * a * (TX + 1);
-    const T* O = E + (TX + 1);
-    d[4 * a + 0] = E;
-    d[4 * a + 1] = O;
-    d[4 * a + 2] = E + 1;
-    d[4 * a + 3] = O + 1;
-  }
+  // Each image row splits into even and odd columns, E[k] = row[2k - 1] and O[k] = row[2k], so
+  // tile tx of a patch row reads E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous in tx. The
+  // rows of a run of tile rows in one image are split once each, into a stage of (E, O) pairs,
+  // though the patches of neighbouring tile rows share two of them.
+  const int64_t row_len = 2 * (TX + 1);
+  T* stage = scratch<T>(kStage, (2 * wt.TY + 2) * row_len);
   for (int64_t c = 0; c < nc; ++c) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / wt.TY, ty = r - n * wt.TY;
+    for (int64_t r_first = r0; r_first < r1;) {
+      // tile rows [r_first, r_last) of image n, which need image rows [h0, h0 + rows)
+      const int64_t n = r_first / wt.TY, ty0 = r_first - n * wt.TY;
+      const int64_t r_last = std::min(r1, (n + 1) * wt.TY);
+      const int64_t h0 = 2 * ty0 - 1, rows = 2 * (r_last - r_first) + 2;
       const T* plane = in + (n * Ct + c0 + c) * H * W;
-      for (int64_t a = 0; a < 4; ++a) {
-        T* E = stage + 2 * a * (TX + 1);
+      for (int64_t i = 0; i < rows; ++i) {
+        T* E = stage + i * row_len;
         T* O = E + (TX + 1);
-        const int64_t h = 2 * ty - 1 + a;
+        const int64_t h = h0 + i;
         if (h < 0 || h >= H) {
-          std::fill(E, E + 2 * (TX + 1), T(0));
+          std::fill(E, E + row_len, T(0));
           continue;
         }
         // O[k] = row[2k] and E[k + 1] = row[2k + 1]; zeros past the row and at E[0]
@@ -949,7 +946,19 @@ void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const Winogra
         std::fill(E + 1 + W / 2, E + TX + 1, T(0));
         std::fill(O + (W + 1) / 2, O + TX + 1, T(0));
       }
-      winograd_input_tiles(d, TX, V + c * tiles + (r - r0) * TX, xi_stride);
+      for (int64_t r = r_first; r < r_last; ++r) {
+        const T* d[16];
+        for (int64_t a = 0; a < 4; ++a) {
+          const T* E = stage + (2 * (r - r_first) + a) * row_len;
+          const T* O = E + (TX + 1);
+          d[4 * a + 0] = E;
+          d[4 * a + 1] = O;
+          d[4 * a + 2] = E + 1;
+          d[4 * a + 3] = O + 1;
+        }
+        winograd_input_tiles(d, TX, V + c * tiles + (r - r0) * TX, xi_stride);
+      }
+      r_first = r_last;
     }
   }
 }
