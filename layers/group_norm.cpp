@@ -301,15 +301,20 @@ GroupNorm::GroupNorm(int64_t num_groups_, int64_t num_channels_, double eps_, bo
   }
 }
 
-Tensor GroupNorm::forward(const Tensor& x) {
+namespace {
+void check_group_norm_input(const Tensor& x, int64_t num_channels) {
   KILN_CHECK(x.dim() >= 2 && x.shape()[1] == num_channels, "GroupNorm: expected an input [N, ",
              num_channels, ", *], got ", x.shape());
+}
+}  // namespace
+
+Tensor GroupNorm::forward(const Tensor& x) {
+  check_group_norm_input(x, num_channels);
   return functional::group_norm(x, num_groups, weight, bias, eps);
 }
 
 Tensor GroupNorm::forward_relu(const Tensor& x) {
-  KILN_CHECK(x.dim() >= 2 && x.shape()[1] == num_channels, "GroupNorm: expected an input [N, ",
-             num_channels, ", *], got ", x.shape());
+  check_group_norm_input(x, num_channels);
   return functional::group_norm_relu(x, num_groups, weight, bias, eps);
 }
 
