@@ -918,9 +918,9 @@ void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const Winogra
   if (wt.TX <= kShortTileRow) return winograd_input_short(in, Ct, H, W, wt, c0, nc, r0, r1, V);
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
   // Each image row splits into even and odd columns, E[k] = row[2k - 1] and O[k] = row[2k], so
-  // tile tx of a patch row reads E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous in tx. The
-  // rows of a run of tile rows in one image are split once each, into a stage of (E, O) pairs,
-  // though the patches of neighbouring tile rows share two of them.
+  // tile tx of a patch row reads E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous in tx.
+  // Neighbouring tile rows share two patch rows, so the image rows a run of tile rows (in one
+  // image) needs are split once each into a stage of (E, O) pairs that the tile rows point into.
   const int64_t row_len = 2 * (TX + 1);
   T* stage = scratch<T>(kStage, (2 * wt.TY + 2) * row_len);
   for (int64_t c = 0; c < nc; ++c) {
