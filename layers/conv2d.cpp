@@ -57,6 +57,13 @@
 // transforms (see check_conv2d); its rounding error is a few times that of the direct sum, still
 // around 1e-7 relative in f32.
 //
+// Winograd F(4x4, 3x3) is the same with 4x4 tiles, a 6x6 patch d and 36 entries xi (its B^T, G
+// and A^T are at Winograd4 below): 36 multiplies for 16 outputs instead of 144, 4x fewer. It is
+// taken for layers wide and large enough that its 36 GEMMs stay efficient with a quarter of the
+// tiles (see check_conv2d). Its f32 rounding error is about ten times F(2x2, 3x3)'s: on layers of
+// 64 to 256 channels, the largest error is 4e-6 to 1.3e-5 of the output's largest magnitude, and
+// the root-mean-square error 1.4e-6 to 3.4e-6 of its root-mean-square value.
+//
 // ---- The decomposition -------------------------------------------------------------------------
 // Every chunk boundary follows from the sizes alone and each output element is written by one
 // chunk in a fixed order, so results are bit-identical at any thread count. Work is cut along what
@@ -107,6 +114,12 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // GEMMs save).
 constexpr int64_t kWinogradMinChannels = 16;
 constexpr int64_t kWinogradMinBatchTiles = 16;
+// Among those, F(4x4, 3x3) is taken on maps of at least kWinograd4MinSize in both directions, with
+// at least kWinograd4MinChannels channels per group each way, and at least kWinograd4MinWork
+// tiles of 4x4 in the batch times the narrower of the two.
+constexpr int64_t kWinograd4MinSize = 8;
+constexpr int64_t kWinograd4MinChannels = 64;
+constexpr int64_t kWinograd4MinWork = 16384;
 
 // The sizes of one convolution, checked. Letters as in the math above.
 struct ConvGeometry {
@@ -120,6 +133,7 @@ struct ConvGeometry {
   int64_t P;              // OH OW: output pixels per image
   bool pointwise;         // 1x1, stride 1, no padding: cols is x itself
   bool winograd;          // 3x3, stride 1, dilation 1, padding 1, and enough tiles: Winograd
+  int64_t winograd_m;     // its output tile size: 2 or 4
 };
 
 ConvGeometry check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -176,6 +190,16 @@ ConvGeometry check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& b
   g.winograd = g.KH == 3 && g.KW == 3 && g.s == 1 && g.d == 1 && g.p == 1 &&
                g.C_g >= kWinogradMinChannels && g.C_out_g >= kWinogradMinChannels &&
                tiles >= std::max<int64_t>(kWinogradMinBatchTiles, std::max(g.C_g, g.C_out_g) / 4);
+  // F(4x4, 3x3) does 4x fewer multiplies than the direct sum, against 2.25x, but its GEMMs have a
+  // quarter of the tiles to share each filter matrix's packing among, and its transforms cost
+  // more: timed layer by layer at 1 and 2 threads, it pays on maps of 8x8 or more with wide
+  // channels and many tiles, and not on vgg8's and vgg16's layers at batch 2.
+  const int64_t tiles4 = g.N * ceil_div(g.OH, 4) * ceil_div(g.OW, 4);
+  const int64_t narrow = std::min(g.C_g, g.C_out_g);
+  g.winograd_m = g.winograd && g.OH >= kWinograd4MinSize && g.OW >= kWinograd4MinSize &&
+                         narrow >= kWinograd4MinChannels && tiles4 * narrow >= kWinograd4MinWork
+                     ? 4
+                     : 2;
   return g;
 }
 
@@ -710,13 +734,15 @@ constexpr bool use_short_n([[maybe_unused]] int64_t pixels) {
 #endif
 }
 
-// ---- Winograd F(2x2, 3x3): transforms ----------------------------------------------------------
-// The math is at the top. Tiles are 2x2 blocks of output, indexed by tile rows r = n TY + ty of
-// the batch (TY = ceil(OH / 2) tile rows and TX = ceil(OW / 2) tiles per row); a tile past the
-// image edge reads zeros and writes nothing. Transformed tensors are laid out [16][channels][tiles]
-// so each of the 16 GEMMs reads and writes contiguous matrices.
+// ---- Winograd F(m x m, 3x3): transforms --------------------------------------------------------
+// The math is at the top. Tiles are m x m blocks of output (m = kM, 2 or 4), indexed by tile rows
+// r = n TY + ty of the batch (TY = ceil(OH / m) tile rows and TX = ceil(OW / m) tiles per row); a
+// tile past the image edge reads zeros and writes nothing. Transformed tensors are laid out
+// [alpha^2][channels][tiles], alpha = m + 2, so each of the alpha^2 GEMMs reads and writes
+// contiguous matrices.
 
 struct WinogradTiles {
+  int64_t m;       // output tile size: 2 or 4
   int64_t TY, TX;  // tiles per image: rows, and tiles per row
   int64_t rows;    // tile rows in the batch: N TY
   int64_t blocks;  // blocks of tile rows (the unit of work)
@@ -725,26 +751,41 @@ struct WinogradTiles {
   }
 };
 
-// The distance between the 16 planes of a transformed tensor of rows x cols: padded by 64 bytes,
-// so that the 16 streams a transform reads or writes do not all map to the same cache sets.
+// The points of the transformed domain of F(kM x kM, 3x3): (kM + 2)^2.
+template <int kM>
+constexpr int kWinogradPoints = (kM + 2) * (kM + 2);
+
+// The distance between the planes of a transformed tensor of rows x cols: padded by 64 bytes, so
+// that the streams a transform reads or writes do not all map to the same cache sets.
 int64_t winograd_plane(int64_t rows, int64_t cols) { return rows * cols + 16; }
 
-// Blocks of about kWinogradTileElems / channels tiles (so a block's transformed input, 16 x
-// channels x tiles, stays in L2), and at least kMinChunks per group when the batch has the rows.
+// Blocks of about kWinogradTileElems / channels tiles of F(2x2, 3x3), and as many fewer of
+// F(4x4, 3x3) as keep a block's transformed input (points x channels x tiles) the same size, so
+// that it stays in L2; at least kWinogradMinTiles, and at least kMinChunks per group when the
+// batch has the rows.
 WinogradTiles winograd_tiles(const ConvGeometry& g) {
   WinogradTiles w;
-  w.TY = ceil_div(g.OH, 2);
-  w.TX = ceil_div(g.OW, 2);
+  w.m = g.winograd_m;
+  w.TY = ceil_div(g.OH, w.m);
+  w.TX = ceil_div(g.OW, w.m);
   w.rows = g.N * w.TY;
-  const int64_t tiles = std::max<int64_t>(kWinogradMinTiles,
-                                          kWinogradTileElems / std::max(g.C_g, g.C_out_g));
+  const int64_t points = (w.m + 2) * (w.m + 2);
+  const int64_t tiles = std::max<int64_t>(
+      kWinogradMinTiles, kWinogradTileElems * 16 / points / std::max(g.C_g, g.C_out_g));
   const int64_t rows_per_block = std::max<int64_t>(1, tiles / w.TX);
   w.blocks = std::max(ceil_div(w.rows, rows_per_block),
                       std::min(w.rows, ceil_div(kMinChunks, g.G)));
   return w;
 }
 
-// The transform loops below write 16 rows whose distance (xi_stride) is only known at run time, so
+// Calls fn.template operator()<m>() with the tile size m (2 or 4) as a constant.
+template <class Fn>
+decltype(auto) with_tile_size(int64_t m, Fn&& fn) {
+  if (m == 4) return fn.template operator()<4>();
+  return fn.template operator()<2>();
+}
+
+// The transform loops below write rows whose distance (xi_stride) is only known at run time, so
 // the compiler cannot prove they do not overlap; they never do, and this says so, letting the
 // loops vectorize.
 #if defined(__clang__)
@@ -755,14 +796,91 @@ WinogradTiles winograd_tiles(const ConvGeometry& g) {
 #define KILN_INDEPENDENT_ITERATIONS
 #endif
 
+// The one-dimensional transforms of F(4x4, 3x3) (points 0, 1, -1, 2, -2 and infinity), each
+// applied along one axis of a tile and then the other:
+//
+//   B^T = [4  0 -5  0  1  0]   G = [ 1/4     0     0 ]   A^T = [1  1  1  1  1  0]
+//         [0 -4 -4  1  1  0]       [-1/6  -1/6  -1/6 ]         [0  1 -1  2 -2  0]
+//         [0  4 -4 -1  1  0]       [-1/6   1/6  -1/6 ]         [0  1  1  4  4  0]
+//         [0 -2 -1  2  1  0]       [1/24  1/12   1/6 ]         [0  1 -1  8 -8  1]
+//         [0  2 -1 -2  1  0]       [1/24 -1/12   1/6 ]
+//         [0  4  0 -5  0  1]       [  0     0     1  ]
+//
+// input: v = B^T d (6 from 6); output: y = A^T m (4 from 6); grad_output: d = A y (6 from 4, the
+// adjoint of output); filter: u = G f (6 from 3); filter_grad: f = G^T u (3 from 6, the adjoint
+// of filter).
+template <class T>
+struct Winograd4 {
+  static void input(const T (&d)[6], T (&v)[6]) {
+    const T a = d[4] - T(4) * d[2], b = d[3] - T(4) * d[1];
+    const T c = d[4] - d[2], e = T(2) * (d[3] - d[1]);
+    v[0] = T(4) * d[0] - T(5) * d[2] + d[4];
+    v[1] = a + b;
+    v[2] = a - b;
+    v[3] = c + e;
+    v[4] = c - e;
+    v[5] = T(4) * d[1] - T(5) * d[3] + d[5];
+  }
+  static void output(const T (&m)[6], T (&y)[4]) {
+    const T p = m[1] + m[2], q = m[1] - m[2], r = m[3] + m[4], s = m[3] - m[4];
+    y[0] = m[0] + p + r;
+    y[1] = q + T(2) * s;
+    y[2] = p + T(4) * r;
+    y[3] = q + T(8) * s + m[5];
+  }
+  static void grad_output(const T (&y)[4], T (&d)[6]) {
+    const T e = y[0] + y[2], o = y[1] + y[3];
+    const T e4 = y[0] + T(4) * y[2], o8 = T(2) * y[1] + T(8) * y[3];
+    d[0] = y[0];
+    d[1] = e + o;
+    d[2] = e - o;
+    d[3] = e4 + o8;
+    d[4] = e4 - o8;
+    d[5] = y[3];
+  }
+  static void filter(const T (&f)[3], T (&u)[6]) {
+    const T s = f[0] + f[2], t = f[0] * T(1.0 / 24) + f[2] * T(1.0 / 6), w = f[1] * T(1.0 / 12);
+    u[0] = f[0] * T(0.25);
+    u[1] = (s + f[1]) * T(-1.0 / 6);
+    u[2] = (s - f[1]) * T(-1.0 / 6);
+    u[3] = t + w;
+    u[4] = t - w;
+    u[5] = f[2];
+  }
+  static void filter_grad(const T (&u)[6], T (&f)[3]) {
+    const T p12 = u[1] + u[2], p34 = u[3] + u[4];
+    f[0] = u[0] * T(0.25) - p12 * T(1.0 / 6) + p34 * T(1.0 / 24);
+    f[1] = (u[2] - u[1]) * T(1.0 / 6) + (u[3] - u[4]) * T(1.0 / 12);
+    f[2] = (p34 - p12) * T(1.0 / 6) + u[5];
+  }
+};
+
+// out[k][t] = kTransform(in[0][t], ..., in[kIn - 1][t])[k] (+ add when kAdd) for t < count: one of the
+// transforms above along count tiles or filters, one vector of them at a time.
+template <auto kTransform, bool kAdd = false, int kIn, int kOut, class T>
+void transform_pass(const T* const (&in)[kIn], T* const (&out)[kOut], int64_t count,
+                    T add = T(0)) {
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t t = 0; t < count; ++t) {
+    T a[kIn], r[kOut];
+    for (int i = 0; i < kIn; ++i) a[i] = in[i][t];
+    kTransform(a, r);
+    for (int k = 0; k < kOut; ++k) out[k][t] = kAdd ? r[k] + add : r[k];
+  }
+}
+
+// The two-dimensional transforms of F(4x4, 3x3) run as passes over blocks of this many tiles,
+// columns first into a stage, then rows.
+constexpr int64_t kPassBlock = 64;
+
 // Filters are transformed in batches of this many: their taps are first copied into a [9][batch]
 // stage, so that the arithmetic runs along contiguous rows and vectorizes (read in place, the
 // taps of consecutive filters lie 9 or more elements apart).
 constexpr int64_t kFilterBatch = 64;
 
 // u[xi][k] = (G f_k G^T)[xi] for the 3x3 filters f_k at f + k f_stride (rotated by 180 degrees when
-// kRotate), k < count, with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-template <bool kRotate, class T>
+// kRotate), k < count. For F(2x2, 3x3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <int kM, bool kRotate, class T>
 void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
                          T* __restrict u, int64_t xi_stride) {
   const T h = T(0.5);
@@ -774,21 +892,37 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
       for (int64_t k = 0; k < nk; ++k) s[q][k] = src[k * f_stride];
     }
     T* uk = u + k0;
-    KILN_INDEPENDENT_ITERATIONS
-    for (int64_t k = 0; k < nk; ++k) {
-      // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
-      T t[4][3];
-      for (int j = 0; j < 3; ++j) {
-        t[0][j] = s[j][k];
-        t[1][j] = h * (s[j][k] + s[3 + j][k] + s[6 + j][k]);
-        t[2][j] = h * (s[j][k] - s[3 + j][k] + s[6 + j][k]);
-        t[3][j] = s[6 + j][k];
+    if constexpr (kM == 2) {
+      KILN_INDEPENDENT_ITERATIONS
+      for (int64_t k = 0; k < nk; ++k) {
+        // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
+        T t[4][3];
+        for (int j = 0; j < 3; ++j) {
+          t[0][j] = s[j][k];
+          t[1][j] = h * (s[j][k] + s[3 + j][k] + s[6 + j][k]);
+          t[2][j] = h * (s[j][k] - s[3 + j][k] + s[6 + j][k]);
+          t[3][j] = s[6 + j][k];
+        }
+        for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
+          uk[(4 * a + 0) * xi_stride + k] = t[a][0];
+          uk[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
+          uk[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
+          uk[(4 * a + 3) * xi_stride + k] = t[a][2];
+        }
       }
-      for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
-        uk[(4 * a + 0) * xi_stride + k] = t[a][0];
-        uk[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
-        uk[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
-        uk[(4 * a + 3) * xi_stride + k] = t[a][2];
+    } else {
+      alignas(64) T t[18][kFilterBatch];  // t[3 a + j] = (G f)[a][j]
+      for (int j = 0; j < 3; ++j) {        // G f, column j
+        const T* in[3] = {s[j], s[3 + j], s[6 + j]};
+        T* out[6];
+        for (int a = 0; a < 6; ++a) out[a] = t[3 * a + j];
+        transform_pass<Winograd4<T>::filter>(in, out, nk);
+      }
+      for (int a = 0; a < 6; ++a) {  // (G f) G^T, row a
+        const T* in[3] = {t[3 * a], t[3 * a + 1], t[3 * a + 2]};
+        T* out[6];
+        for (int b = 0; b < 6; ++b) out[b] = uk + (6 * a + b) * xi_stride;
+        transform_pass<Winograd4<T>::filter>(in, out, nk);
       }
     }
   }
@@ -797,19 +931,20 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
 // The filters in the Winograd domain, U[xi][row][col]: for forward, rows o < C_out and cols
 // c < C/G from w[o, c]; for grad_input, rows c < C and cols o < C_out/G (within c's group) from
 // w[o, c] rotated by 180 degrees.
-template <class T>
+template <int kM, class T>
 CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
-  CallBuffer<T> U = call_buffer<T>(16 * xi_stride);
+  CallBuffer<T> U = call_buffer<T>(kWinogradPoints<kM> * xi_stride);
   parallel_for(0, rows, grain_for(cols * 64, 1 << 16), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
-        winograd_filter_row<true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
-                                  U.get() + row * cols, xi_stride);
+        winograd_filter_row<kM, true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
+                                      U.get() + row * cols, xi_stride);
       } else {
-        winograd_filter_row<false>(w + row * g.C_g * 9, 9, cols, U.get() + row * cols, xi_stride);
+        winograd_filter_row<kM, false>(w + row * g.C_g * 9, 9, cols, U.get() + row * cols,
+                                       xi_stride);
       }
     }
   });
@@ -834,8 +969,65 @@ void merge_pairs(const T* __restrict even, const T* __restrict odd, T* __restric
   }
 }
 
-// The input transform of count tiles: tile t's patch element (a, b) is d[4 a + b][t], and
-// v[xi][t] = (B^T d B)[xi].
+// Splits a row of W elements into kM phases of len elements each, phase k at P + k len:
+// P[k len + j] = row[kM j + k - shift], or 0 where that index lies outside [0, W).
+template <int kM, class T>
+void split_phases(const T* __restrict row, int64_t W, int64_t shift, int64_t len,
+                  T* __restrict P) {
+  if constexpr (kM == 2) {
+    if (shift == 1) {  // E[k] = row[2k - 1], O[k] = row[2k]
+      T *E = P, *O = P + len;
+      E[0] = T(0);
+      split_pairs(row, O, E + 1, W / 2);
+      if (W % 2) O[W / 2] = row[W - 1];
+      std::fill(E + 1 + W / 2, E + len, T(0));
+      std::fill(O + (W + 1) / 2, O + len, T(0));
+      return;
+    }
+    if (shift == 0) {  // E[k] = row[2k], O[k] = row[2k + 1]
+      T *E = P, *O = P + len;
+      split_pairs(row, E, O, W / 2);
+      if (W % 2) E[W / 2] = row[W - 1];
+      std::fill(E + (W + 1) / 2, E + len, T(0));
+      std::fill(O + W / 2, O + len, T(0));
+      return;
+    }
+  }
+  // Element kM q + i of the row goes to phase k = (i + shift) mod kM, at j = q + (i + shift) / kM:
+  // the whole groups of kM in one pass that vectorizes, then the rest one by one.
+  std::fill(P, P + kM * len, T(0));
+  T* dst[kM];
+  for (int64_t i = 0; i < kM; ++i) {
+    const int64_t k = (i + shift) % kM;
+    dst[i] = P + k * len + (i + shift) / kM;
+  }
+  const int64_t groups = std::min(W / kM, len - shift);
+  KILN_INDEPENDENT_ITERATIONS
+  for (int64_t q = 0; q < groups; ++q)
+    for (int64_t i = 0; i < kM; ++i) dst[i][q] = row[kM * q + i];
+  for (int64_t e = kM * groups; e < W; ++e) {
+    const int64_t k = (e + shift) % kM, j = (e + shift) / kM;
+    if (j < len) P[k * len + j] = row[e];
+  }
+}
+
+// The inverse for output rows: row[kM j + k] = P[k len + j] for the indices inside [0, W).
+template <int kM, class T>
+void merge_phases(const T* __restrict P, int64_t len, int64_t W, T* __restrict row) {
+  if constexpr (kM == 2) {
+    merge_pairs(P, P + len, row, W / 2);
+    if (W % 2) row[W - 1] = P[W / 2];
+  } else {
+    for (int64_t k = 0; k < kM && k < W; ++k) {
+      const T* p = P + k * len;
+      const int64_t end = (W - k - 1) / kM + 1;
+      for (int64_t j = 0; j < end; ++j) row[kM * j + k] = p[j];
+    }
+  }
+}
+
+// The input transform of count tiles: tile t's patch element (a, b) is d[alpha a + b][t], and
+// v[xi][t] = (B^T d B)[xi]. For F(2x2, 3x3), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 template <class T>
 void winograd_input_tiles(const T* const (&d)[16], int64_t count, T* __restrict v,
                           int64_t xi_stride) {
@@ -872,89 +1064,99 @@ void winograd_input_tiles(const T* const (&d)[16], int64_t count, T* __restrict 
     v[15 * xi_stride + t] = t31 - t33;
   }
 }
+template <class T>
+void winograd_input_tiles(const T* const (&d)[36], int64_t count, T* __restrict v,
+                          int64_t xi_stride) {
+  alignas(64) T s[36][kPassBlock];  // s[6 a + b] = (B^T d)[a][b] for the block's tiles
+  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
+    const int64_t n = std::min(kPassBlock, count - t0);
+    for (int b = 0; b < 6; ++b) {  // B^T d, column b
+      const T* in[6];
+      T* out[6];
+      for (int a = 0; a < 6; ++a) in[a] = d[6 * a + b] + t0, out[a] = s[6 * a + b];
+      transform_pass<Winograd4<T>::input>(in, out, n);
+    }
+    for (int a = 0; a < 6; ++a) {  // (B^T d) B, row a
+      const T* in[6];
+      T* out[6];
+      for (int b = 0; b < 6; ++b) in[b] = s[6 * a + b], out[b] = v + (6 * a + b) * xi_stride + t0;
+      transform_pass<Winograd4<T>::input>(in, out, n);
+    }
+  }
+}
 
 // Tile rows of at most this many tiles are transformed by gathering (winograd_input_short): the
 // staging of each short row would cost more than the transform.
 constexpr int64_t kShortTileRow = 4;
 
 // winograd_input for short tile rows. The position of tile t's patch element (a, b) inside a
-// channel plane, offsets[(4 a + b) tiles + t] = n Ct H W + h W + w at h = 2 ty - 1 + a and
-// w = 2 tx - 1 + b (or -1 in the padding), is the same for all channels: it is found once, and each
-// channel gathers its patches with it into d [16][tiles], transformed in one pass over the tiles.
-template <class T>
+// channel plane, offsets[(alpha a + b) tiles + t] = n Ct H W + h W + w at h = kM ty - 1 + a and
+// w = kM tx - 1 + b (or -1 in the padding), is the same for all channels: it is found once, and
+// each channel gathers its patches with it into d [alpha^2][tiles], transformed in one pass over
+// the tiles.
+template <int kM, class T>
 void winograd_input_short(const T* in, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
                           int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
+  constexpr int kAlpha = kM + 2, kPoints = kWinogradPoints<kM>;
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
-  int64_t* offsets = scratch<int64_t>(kOffsets, 16 * tiles);
+  int64_t* offsets = scratch<int64_t>(kOffsets, kPoints * tiles);
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / wt.TY, ty = r - n * wt.TY;
-    for (int64_t a = 0; a < 4; ++a) {
-      const int64_t h = 2 * ty - 1 + a;
-      for (int64_t b = 0; b < 4; ++b) {
-        int64_t* o = offsets + (4 * a + b) * tiles + (r - r0) * TX;
+    for (int64_t a = 0; a < kAlpha; ++a) {
+      const int64_t h = kM * ty - 1 + a;
+      for (int64_t b = 0; b < kAlpha; ++b) {
+        int64_t* o = offsets + (kAlpha * a + b) * tiles + (r - r0) * TX;
         for (int64_t tx = 0; tx < TX; ++tx) {
-          const int64_t w = 2 * tx - 1 + b;
+          const int64_t w = kM * tx - 1 + b;
           const bool inside = h >= 0 && h < H && w >= 0 && w < W;
           o[tx] = inside ? n * Ct * H * W + h * W + w : -1;
         }
       }
     }
   }
-  T* stage = scratch<T>(kStage, 16 * tiles);
-  const T* d[16];
-  for (int q = 0; q < 16; ++q) d[q] = stage + q * tiles;
+  T* stage = scratch<T>(kStage, kPoints * tiles);
+  const T* d[kPoints];
+  for (int q = 0; q < kPoints; ++q) d[q] = stage + q * tiles;
   for (int64_t c = 0; c < nc; ++c) {
-    gather_or_zero(in + (c0 + c) * H * W, offsets, 16 * tiles, stage);
+    gather_or_zero(in + (c0 + c) * H * W, offsets, kPoints * tiles, stage);
     winograd_input_tiles(d, tiles, V + c * tiles, xi_stride);
   }
 }
 
 // V[xi][c][(r - r0) TX + tx] = (B^T d B)[xi] for channels [c0, c0 + nc) of in [N, Ct, H, W] and
-// tile rows [r0, r1), where d is the 4x4 patch at rows 2 ty - 1.. and columns 2 tx - 1.. (zero
-// padded by 1) and B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-template <class T>
+// tile rows [r0, r1), where d is the alpha x alpha patch at rows kM ty - 1.. and columns
+// kM tx - 1.. (zero padded by 1).
+template <int kM, class T>
 void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
                     int64_t c0, int64_t nc, int64_t r0, int64_t r1, T* V) {
-  if (wt.TX <= kShortTileRow) return winograd_input_short(in, Ct, H, W, wt, c0, nc, r0, r1, V);
+  if (wt.TX <= kShortTileRow)
+    return winograd_input_short<kM>(in, Ct, H, W, wt, c0, nc, r0, r1, V);
+  constexpr int kAlpha = kM + 2;
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(nc, tiles);
-  // Each image row splits into even and odd columns, E[k] = row[2k - 1] and O[k] = row[2k], so
-  // tile tx of a patch row reads E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous in tx.
-  // Neighbouring tile rows share two patch rows, so the image rows a run of tile rows (in one
-  // image) needs are split once each into a stage of (E, O) pairs that the tile rows point into.
-  const int64_t row_len = 2 * (TX + 1);
-  T* stage = scratch<T>(kStage, (2 * wt.TY + 2) * row_len);
+  // Each image row splits into kM phases, P_k[j] = row[kM j + k - 1], so tile tx of a patch row
+  // reads P_0[tx] .. P_{kM-1}[tx], P_0[tx + 1], P_1[tx + 1], all contiguous in tx. Neighbouring
+  // tile rows share two patch rows, so the image rows a run of tile rows (in one image) needs are
+  // split once each into a stage that the tile rows point into.
+  const int64_t len = TX + 1, row_len = kM * len;
+  T* stage = scratch<T>(kStage, (kM * wt.TY + 2) * row_len);
   for (int64_t c = 0; c < nc; ++c) {
     for (int64_t r_first = r0; r_first < r1;) {
       // tile rows [r_first, r_last) of image n, which need image rows [h0, h0 + rows)
       const int64_t n = r_first / wt.TY, ty0 = r_first - n * wt.TY;
       const int64_t r_last = std::min(r1, (n + 1) * wt.TY);
-      const int64_t h0 = 2 * ty0 - 1, rows = 2 * (r_last - r_first) + 2;
+      const int64_t h0 = kM * ty0 - 1, rows = kM * (r_last - r_first) + 2;
       const T* plane = in + (n * Ct + c0 + c) * H * W;
       for (int64_t i = 0; i < rows; ++i) {
-        T* E = stage + i * row_len;
-        T* O = E + (TX + 1);
+        T* P = stage + i * row_len;
         const int64_t h = h0 + i;
-        if (h < 0 || h >= H) {
-          std::fill(E, E + row_len, T(0));
-          continue;
-        }
-        // O[k] = row[2k] and E[k + 1] = row[2k + 1]; zeros past the row and at E[0]
-        const T* row = plane + h * W;
-        E[0] = T(0);
-        split_pairs(row, O, E + 1, W / 2);
-        if (W % 2) O[W / 2] = row[W - 1];
-        std::fill(E + 1 + W / 2, E + TX + 1, T(0));
-        std::fill(O + (W + 1) / 2, O + TX + 1, T(0));
+        if (h < 0 || h >= H) std::fill(P, P + row_len, T(0));
+        else split_phases<kM>(plane + h * W, W, 1, len, P);
       }
       for (int64_t r = r_first; r < r_last; ++r) {
-        const T* d[16];
-        for (int64_t a = 0; a < 4; ++a) {
-          const T* E = stage + (2 * (r - r_first) + a) * row_len;
-          const T* O = E + (TX + 1);
-          d[4 * a + 0] = E;
-          d[4 * a + 1] = O;
-          d[4 * a + 2] = E + 1;
-          d[4 * a + 3] = O + 1;
+        const T* d[kAlpha * kAlpha];
+        for (int64_t a = 0; a < kAlpha; ++a) {
+          const T* P = stage + (kM * (r - r_first) + a) * row_len;
+          for (int64_t b = 0; b < kAlpha; ++b) d[kAlpha * a + b] = P + (b % kM) * len + b / kM;
         }
         winograd_input_tiles(d, TX, V + c * tiles + (r - r0) * TX, xi_stride);
       }
@@ -964,7 +1166,8 @@ void winograd_input(const T* in, int64_t Ct, int64_t H, int64_t W, const Winogra
 }
 
 // The output transform of count tiles: for tile t, m[xi] = M[xi][t] (planes xi_stride apart), and
-// pixel (i, j) of its 2x2 block, y[2 i + j][t] = (A^T m A)[i][j] + b.
+// pixel (i, j) of its kM x kM block, y[kM i + j][t] = (A^T m A)[i][j] + b. For F(2x2, 3x3),
+// A^T = [1 1 1 0; 0 1 -1 -1].
 template <class T>
 void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t count, T b,
                            T* const (&y)[4]) {
@@ -988,65 +1191,89 @@ void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t cou
     y11[t] = t11 - t12 - t13 + b;
   }
 }
+template <class T>
+void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t count, T b,
+                           T* const (&y)[16]) {
+  alignas(64) T s[24][kPassBlock];  // s[6 i + j] = (A^T m)[i][j] for the block's tiles
+  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
+    const int64_t n = std::min(kPassBlock, count - t0);
+    for (int j = 0; j < 6; ++j) {  // A^T m, column j
+      const T* in[6];
+      T* out[4];
+      for (int a = 0; a < 6; ++a) in[a] = m + (6 * a + j) * xi_stride + t0;
+      for (int i = 0; i < 4; ++i) out[i] = s[6 * i + j];
+      transform_pass<Winograd4<T>::output>(in, out, n);
+    }
+    for (int i = 0; i < 4; ++i) {  // (A^T m) A + b, row i
+      const T* in[6];
+      T* out[4];
+      for (int j = 0; j < 6; ++j) in[j] = s[6 * i + j];
+      for (int j = 0; j < 4; ++j) out[j] = y[4 * i + j] + t0;
+      transform_pass<Winograd4<T>::output, true>(in, out, n, b);
+    }
+  }
+}
 
-// The position of pixel (i, j) of tile t's 2x2 block inside a channel plane of a tensor
-// [N, Ct, H, W], offsets[(2 i + j) tiles + t] = n Ct H W + h W + w at h = 2 ty + i, w = 2 tx + j
-// (or -1 past the image edge), for the tiles of tile rows [r0, r1).
+// The position of pixel (i, j) of tile t's kM x kM block inside a channel plane of a tensor
+// [N, Ct, H, W], offsets[(kM i + j) tiles + t] = n Ct H W + h W + w at h = kM ty + i,
+// w = kM tx + j (or -1 past the image edge), for the tiles of tile rows [r0, r1).
+template <int kM>
 void winograd_pixel_offsets(const WinogradTiles& wt, int64_t Ct, int64_t H, int64_t W,
                             int64_t r0, int64_t r1, int64_t* offsets) {
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / wt.TY, ty = r - n * wt.TY;
-    for (int64_t q = 0; q < 4; ++q) {
-      const int64_t h = 2 * ty + q / 2;
+    for (int64_t q = 0; q < kM * kM; ++q) {
+      const int64_t h = kM * ty + q / kM;
       int64_t* o = offsets + q * tiles + (r - r0) * TX;
       for (int64_t tx = 0; tx < TX; ++tx) {
-        const int64_t w = 2 * tx + q % 2;
+        const int64_t w = kM * tx + q % kM;
         o[tx] = h < H && w < W ? n * Ct * H * W + h * W + w : -1;
       }
     }
   }
 }
 
-// out[n, o0 + o, 2 ty + i, 2 tx + j] = (A^T m A)[i][j] + bias[o] for the tile pixels inside the
-// image, where m[xi] = M[xi][o][(r - r0) TX + tx] and A^T = [1 1 1 0; 0 1 -1 -1].
-template <class T>
+// out[n, o0 + o, kM ty + i, kM tx + j] = (A^T m A)[i][j] + bias[o] for the tile pixels inside
+// the image, where m[xi] = M[xi][o][(r - r0) TX + tx].
+template <int kM, class T>
 void winograd_output(const T* M, int64_t no, const WinogradTiles& wt, int64_t r0, int64_t r1,
                      T* out, int64_t Ct, int64_t H, int64_t W, int64_t o0, const T* bias) {
+  constexpr int kPixels = kM * kM;
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
   if (TX <= kShortTileRow) {
-    // Short rows: the whole block at once into y [4][tiles], then scattered through offsets.
-    int64_t* offsets = scratch<int64_t>(kOffsets, 4 * tiles);
-    winograd_pixel_offsets(wt, Ct, H, W, r0, r1, offsets);
-    T* stage = scratch<T>(kStage, 4 * tiles);
-    T* const y[4] = {stage, stage + tiles, stage + 2 * tiles, stage + 3 * tiles};
+    // Short rows: the whole block at once into y [kM^2][tiles], then scattered through offsets.
+    int64_t* offsets = scratch<int64_t>(kOffsets, kPixels * tiles);
+    winograd_pixel_offsets<kM>(wt, Ct, H, W, r0, r1, offsets);
+    T* stage = scratch<T>(kStage, kPixels * tiles);
+    T* y[kPixels];
+    for (int q = 0; q < kPixels; ++q) y[q] = stage + q * tiles;
     for (int64_t o = 0; o < no; ++o) {
       winograd_output_tiles(M + o * tiles, xi_stride, tiles, bias ? bias[o] : T(0), y);
       T* plane = out + (o0 + o) * H * W;
-      for (int64_t q = 0; q < 4 * tiles; ++q)
+      for (int64_t q = 0; q < kPixels * tiles; ++q)
         if (offsets[q] >= 0) plane[offsets[q]] = stage[q];
     }
     return;
   }
-  T* stage = scratch<T>(kStage, 4 * TX);  // the two output rows, even and odd columns
-  T* const y[4] = {stage, stage + TX, stage + 2 * TX, stage + 3 * TX};  // Y0e, Y0o, Y1e, Y1o
+  // The kM output rows of a tile row, each as kM phases: y[kM i + j][tx] is pixel
+  // (kM ty + i, kM tx + j).
+  T* stage = scratch<T>(kStage, kPixels * TX);
+  T* y[kPixels];
+  for (int q = 0; q < kPixels; ++q) y[q] = stage + q * TX;
   for (int64_t o = 0; o < no; ++o) {
     const T b = bias ? bias[o] : T(0);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / wt.TY, ty = r - n * wt.TY;
       winograd_output_tiles(M + o * tiles + (r - r0) * TX, xi_stride, TX, b, y);
-      for (int64_t i = 0; i < 2 && 2 * ty + i < H; ++i) {
-        T* row = out + ((n * Ct + o0 + o) * H + 2 * ty + i) * W;
-        const T* even = y[2 * i];
-        merge_pairs(even, y[2 * i + 1], row, W / 2);
-        if (W % 2) row[W - 1] = even[W / 2];
-      }
+      for (int64_t i = 0; i < kM && kM * ty + i < H; ++i)
+        merge_phases<kM>(y[kM * i], TX, W, out + ((n * Ct + o0 + o) * H + kM * ty + i) * W);
     }
   }
 }
 
-// The grad_output transform of count tiles: with dy[2 i + j][t] pixel (i, j) of tile t's 2x2
-// block of dY, d[xi][t] = (A dy A^T)[xi].
+// The grad_output transform of count tiles: with dy[kM i + j][t] pixel (i, j) of tile t's
+// kM x kM block of dY, d[xi][t] = (A dy A^T)[xi].
 template <class T>
 void winograd_grad_output_tiles(const T* const (&dy)[4], int64_t count, T* __restrict d,
                                 int64_t xi_stride) {
@@ -1077,57 +1304,73 @@ void winograd_grad_output_tiles(const T* const (&dy)[4], int64_t count, T* __res
     d[15 * xi_stride + tx] = -u31;
   }
 }
+template <class T>
+void winograd_grad_output_tiles(const T* const (&dy)[16], int64_t count, T* __restrict d,
+                                int64_t xi_stride) {
+  alignas(64) T s[24][kPassBlock];  // s[4 a + j] = (A dy)[a][j] for the block's tiles
+  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
+    const int64_t n = std::min(kPassBlock, count - t0);
+    for (int j = 0; j < 4; ++j) {  // A dy, column j
+      const T* in[4];
+      T* out[6];
+      for (int i = 0; i < 4; ++i) in[i] = dy[4 * i + j] + t0;
+      for (int a = 0; a < 6; ++a) out[a] = s[4 * a + j];
+      transform_pass<Winograd4<T>::grad_output>(in, out, n);
+    }
+    for (int a = 0; a < 6; ++a) {  // (A dy) A^T, row a
+      const T* in[4] = {s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]};
+      T* out[6];
+      for (int b = 0; b < 6; ++b) out[b] = d + (6 * a + b) * xi_stride + t0;
+      transform_pass<Winograd4<T>::grad_output>(in, out, n);
+    }
+  }
+}
 
 // D[xi][o][(r - r0) TX + tx] = (A dy A^T)[xi] for channels [o0, o0 + no) of gy [N, Ct, H, W]
-// (H, W = OH, OW), where dy is the tile's 2x2 block of gy (zero past the edge) and
-// A = [1 0; 1 1; 1 -1; 0 -1].
-template <class T>
+// (H, W = OH, OW), where dy is the tile's kM x kM block of gy (zero past the edge). For
+// F(2x2, 3x3), A = [1 0; 1 1; 1 -1; 0 -1].
+template <int kM, class T>
 void winograd_grad_output(const T* gy, int64_t Ct, int64_t H, int64_t W, const WinogradTiles& wt,
                           int64_t o0, int64_t no, int64_t r0, int64_t r1, T* D) {
+  constexpr int kPixels = kM * kM;
   const int64_t TX = wt.TX, tiles = (r1 - r0) * TX, xi_stride = winograd_plane(no, tiles);
   if (TX <= kShortTileRow) {
-    // Short rows: the block's 2x2 blocks gathered at once through offsets into dy [4][tiles].
-    int64_t* offsets = scratch<int64_t>(kOffsets, 4 * tiles);
-    winograd_pixel_offsets(wt, Ct, H, W, r0, r1, offsets);
-    T* stage = scratch<T>(kStage, 4 * tiles);
-    const T* const dy[4] = {stage, stage + tiles, stage + 2 * tiles, stage + 3 * tiles};
+    // Short rows: the block's kM x kM blocks gathered at once through offsets into
+    // dy [kM^2][tiles].
+    int64_t* offsets = scratch<int64_t>(kOffsets, kPixels * tiles);
+    winograd_pixel_offsets<kM>(wt, Ct, H, W, r0, r1, offsets);
+    T* stage = scratch<T>(kStage, kPixels * tiles);
+    const T* dy[kPixels];
+    for (int q = 0; q < kPixels; ++q) dy[q] = stage + q * tiles;
     for (int64_t o = 0; o < no; ++o) {
-      gather_or_zero(gy + (o0 + o) * H * W, offsets, 4 * tiles, stage);
+      gather_or_zero(gy + (o0 + o) * H * W, offsets, kPixels * tiles, stage);
       winograd_grad_output_tiles(dy, tiles, D + o * tiles, xi_stride);
     }
     return;
   }
-  T* stage = scratch<T>(kStage, 4 * TX);
-  T *Y0e = stage, *Y0o = Y0e + TX, *Y1e = Y0o + TX, *Y1o = Y1e + TX;
-  const T* const dy[4] = {Y0e, Y0o, Y1e, Y1o};
+  // The kM rows of a tile row, each split into kM phases: dy[kM i + j][tx] = gy at
+  // (kM ty + i, kM tx + j).
+  T* stage = scratch<T>(kStage, kPixels * TX);
+  const T* dy[kPixels];
+  for (int q = 0; q < kPixels; ++q) dy[q] = stage + q * TX;
   for (int64_t o = 0; o < no; ++o) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / wt.TY, ty = r - n * wt.TY;
-      for (int64_t i = 0; i < 2; ++i) {
-        T* even = i ? Y1e : Y0e;
-        T* odd = i ? Y1o : Y0o;
-        const int64_t h = 2 * ty + i;
-        if (h >= H) {
-          std::fill(even, even + TX, T(0));
-          std::fill(odd, odd + TX, T(0));
-          continue;
-        }
-        const T* row = gy + ((n * Ct + o0 + o) * H + h) * W;
-        split_pairs(row, even, odd, W / 2);
-        if (W % 2) {
-          even[W / 2] = row[W - 1];
-          odd[W / 2] = T(0);
-        }
+      for (int64_t i = 0; i < kM; ++i) {
+        T* P = stage + kM * i * TX;
+        const int64_t h = kM * ty + i;
+        if (h >= H) std::fill(P, P + kM * TX, T(0));
+        else split_phases<kM>(gy + ((n * Ct + o0 + o) * H + h) * W, W, 0, TX, P);
       }
       winograd_grad_output_tiles(dy, TX, D + o * tiles + (r - r0) * TX, xi_stride);
     }
   }
 }
 
-// dw[o, c] = G^T dU[o, c] G (3x3 from 4x4), for dU[xi][o][c] of [16][no][nc]; dw points at
-// w[o0, c0] with rows of K_g. A batch of filters is computed along c (contiguous in dU) into a
-// [9][batch] stage, then copied out filter by filter.
-template <class T>
+// dw[o, c] = G^T dU[o, c] G (3x3 from alpha x alpha), for dU[xi][o][c] of [alpha^2][no][nc]; dw
+// points at w[o0, c0] with rows of K_g. A batch of filters is computed along c (contiguous in dU)
+// into a [9][batch] stage, then copied out filter by filter.
+template <int kM, class T>
 void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __restrict dw,
                           int64_t K_g) {
   const T h = T(0.5);
@@ -1137,19 +1380,37 @@ void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __r
     for (int64_t c0 = 0; c0 < nc; c0 += kFilterBatch) {
       const int64_t nk = std::min(kFilterBatch, nc - c0);
       const T* du = dU + o * nc + c0;
-      KILN_INDEPENDENT_ITERATIONS
-      for (int64_t k = 0; k < nk; ++k) {
-        T u[4][4], s[3][4];
-        for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[xi * xi_stride + k];
-        for (int b = 0; b < 4; ++b) {  // s = G^T u
-          s[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
-          s[1][b] = h * (u[1][b] - u[2][b]);
-          s[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+      if constexpr (kM == 2) {
+        KILN_INDEPENDENT_ITERATIONS
+        for (int64_t k = 0; k < nk; ++k) {
+          T u[4][4], s[3][4];
+          for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[xi * xi_stride + k];
+          for (int b = 0; b < 4; ++b) {  // s = G^T u
+            s[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
+            s[1][b] = h * (u[1][b] - u[2][b]);
+            s[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+          }
+          for (int i = 0; i < 3; ++i) {  // s G
+            f[i * 3 + 0][k] = s[i][0] + h * (s[i][1] + s[i][2]);
+            f[i * 3 + 1][k] = h * (s[i][1] - s[i][2]);
+            f[i * 3 + 2][k] = h * (s[i][1] + s[i][2]) + s[i][3];
+          }
         }
-        for (int i = 0; i < 3; ++i) {  // s G
-          f[i * 3 + 0][k] = s[i][0] + h * (s[i][1] + s[i][2]);
-          f[i * 3 + 1][k] = h * (s[i][1] - s[i][2]);
-          f[i * 3 + 2][k] = h * (s[i][1] + s[i][2]) + s[i][3];
+      } else {
+        alignas(64) T s[18][kFilterBatch];  // s[6 i + b] = (G^T u)[i][b]
+        for (int b = 0; b < 6; ++b) {        // G^T u, column b
+          const T* in[6];
+          T* out[3];
+          for (int a = 0; a < 6; ++a) in[a] = du + (6 * a + b) * xi_stride;
+          for (int i = 0; i < 3; ++i) out[i] = s[6 * i + b];
+          transform_pass<Winograd4<T>::filter_grad>(in, out, nk);
+        }
+        for (int i = 0; i < 3; ++i) {  // (G^T u) G, row i
+          const T* in[6];
+          T* out[3];
+          for (int b = 0; b < 6; ++b) in[b] = s[6 * i + b];
+          for (int j = 0; j < 3; ++j) out[j] = f[3 * i + j];
+          transform_pass<Winograd4<T>::filter_grad>(in, out, nk);
         }
       }
       T* out = dw + o * K_g + c0 * 9;
@@ -1157,17 +1418,17 @@ void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __r
         for (int q = 0; q < 9; ++q) out[k * 9 + q] = f[q][k];
     }
 }
-
 // ---- Forward kernel ----------------------------------------------------------------------------
 // x [N, C, H, W], w [C_out, C/G, KH, KW], b [C_out] or null -> y [N, C_out, OH, OW], contiguous.
 // Chunks are (group, tile, block of output channels); each writes its own part of y. A Winograd
 // tile block is a range of tile rows; otherwise RowTiles.
-template <class T>
+template <int kM, class T>
 void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  constexpr int kPoints = kWinogradPoints<kM>;
   const WinogradTiles wt = winograd_tiles(g);
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
-  const CallBuffer<T> U = winograd_filters(g, w, /*for_grad_input=*/false);
+  const CallBuffer<T> U = winograd_filters<kM>(g, w, /*for_grad_input=*/false);
   parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t ob = k % o_blocks, blk = k / o_blocks % wt.blocks;
@@ -1179,20 +1440,21 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
       // V = B^T d B for the group's input channels, M[xi] = U[xi][o-block] V[xi], y = A^T M A + b
       const int64_t u_plane = winograd_plane(g.C_out, g.C_g);
       const int64_t v_plane = winograd_plane(g.C_g, tiles), m_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, 16 * v_plane);
-      winograd_input(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
-      T* M = scratch<T>(kPacked, 16 * m_plane);
-      for (int64_t xi = 0; xi < 16; ++xi)
+      T* V = scratch<T>(kCols, kPoints * v_plane);
+      winograd_input<kM>(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
+      T* M = scratch<T>(kPacked, kPoints * m_plane);
+      for (int64_t xi = 0; xi < kPoints; ++xi)
         gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.get() + xi * u_plane + o0 * g.C_g,
                        g.C_g, V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
-      winograd_output(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
+      winograd_output<kM>(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
     }
   });
 }
 
 template <class T>
 void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
-  if (g.winograd) return forward_winograd(g, x, w, b, y);
+  if (g.winograd)
+    return with_tile_size(g.winograd_m, [&]<int kM>() { forward_winograd<kM>(g, x, w, b, y); });
   const RowTiles tiles(g.N, g.OH, g.OW, tile_pixels(g.K_g));
   const int64_t o_size = split_block(g.C_out_g, g.G * tiles.count);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
@@ -1304,7 +1566,11 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   const int64_t x_chunks = !gx         ? 0
                            : g.winograd ? g.G * wt.blocks * cx_blocks
                                         : x_tiles.blocks * g.G * cx_blocks;
-  const CallBuffer<T> U_grad = gx && g.winograd ? winograd_filters(g, w, true) : nullptr;
+  const CallBuffer<T> U_grad =
+      !gx || !g.winograd ? nullptr
+                         : with_tile_size(g.winograd_m, [&]<int kM>() {
+                             return winograd_filters<kM>(g, w, /*for_grad_input=*/true);
+                           });
 
   // grad_weight: chunks (group, input-channel block, output-channel block, range of tiles). With
   // one range a chunk owns its block of dW; with several, each range sums into its own partial
@@ -1396,7 +1662,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
 
   // Winograd grad_weight: dU[xi][o-block, c-block] = sum over the range's tile blocks of
   // D[xi] V[xi]^T, D = A dY A^T and V = B^T x B; then dW = G^T dU G into dW or the range's partial.
-  auto grad_weight_winograd_chunk = [&](int64_t k) {
+  auto grad_weight_winograd_chunk = [&]<int kM>(int64_t k) {
+    constexpr int kPoints = kWinogradPoints<kM>;
     const int64_t ob = k % ow_blocks, cb = k / ow_blocks % cw_blocks;
     const int64_t range = k / ow_blocks / cw_blocks % w_ranges;
     const int64_t grp = k / ow_blocks / cw_blocks / w_ranges;
@@ -1406,23 +1673,23 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t nc = std::min(cw_size, g.C_g - cb * cw_size);
     const int64_t b0 = range * wt.blocks / w_ranges, b1 = (range + 1) * wt.blocks / w_ranges;
     const int64_t u_plane = winograd_plane(no, nc);
-    T* dU = scratch<T>(kAccum, 16 * u_plane);
-    if (b0 == b1) std::fill(dU, dU + 16 * u_plane, T(0));
+    T* dU = scratch<T>(kAccum, kPoints * u_plane);
+    if (b0 == b1) std::fill(dU, dU + kPoints * u_plane, T(0));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const auto [r0, r1] = wt.block(blk);
       const int64_t tiles = (r1 - r0) * wt.TX;
       const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, 16 * v_plane);
-      winograd_input(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
-      T* D = scratch<T>(kPacked, 16 * d_plane);
-      winograd_grad_output(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
-      for (int64_t xi = 0; xi < 16; ++xi)
+      T* V = scratch<T>(kCols, kPoints * v_plane);
+      winograd_input<kM>(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
+      T* D = scratch<T>(kPacked, kPoints * d_plane);
+      winograd_grad_output<kM>(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
+      for (int64_t xi = 0; xi < kPoints; ++xi)
         gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
                        tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);
     }
     T* dw = (w_ranges > 1 ? partials.get() + range * g.C_out * g.K_g : gw) + o0 * g.K_g +
             (c0 - grp * g.C_g) * KK;
-    winograd_filter_grad(dU, no, nc, dw, g.K_g);
+    winograd_filter_grad<kM>(dU, no, nc, dw, g.K_g);
   };
 
   // col2im path: grad_x[images, c-block] = col2im(W_g[:, c-block]^T dY_g), tile by tile. The chunk
@@ -1470,7 +1737,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   };
 
   // Winograd grad_input: the forward algorithm on dY with the rotated, transposed filters.
-  auto grad_input_winograd_chunk = [&](int64_t k) {
+  auto grad_input_winograd_chunk = [&]<int kM>(int64_t k) {
+    constexpr int kPoints = kWinogradPoints<kM>;
     const int64_t cb = k % cx_blocks, blk = k / cx_blocks % wt.blocks;
     const int64_t grp = k / cx_blocks / wt.blocks;
     const auto [r0, r1] = wt.block(blk);
@@ -1479,14 +1747,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t nc = std::min(cx_size, g.C_g - cb * cx_size);
     const int64_t u_plane = winograd_plane(g.C, g.C_out_g);
     const int64_t v_plane = winograd_plane(g.C_out_g, tiles), m_plane = winograd_plane(nc, tiles);
-    T* V = scratch<T>(kCols, 16 * v_plane);
-    winograd_input(gy, g.C_out, g.OH, g.OW, wt, grp * g.C_out_g, g.C_out_g, r0, r1, V);
-    T* M = scratch<T>(kPacked, 16 * m_plane);
-    for (int64_t xi = 0; xi < 16; ++xi)
+    T* V = scratch<T>(kCols, kPoints * v_plane);
+    winograd_input<kM>(gy, g.C_out, g.OH, g.OW, wt, grp * g.C_out_g, g.C_out_g, r0, r1, V);
+    T* M = scratch<T>(kPacked, kPoints * m_plane);
+    for (int64_t xi = 0; xi < kPoints; ++xi)
       gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
                      U_grad.get() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
                      tiles, T(0), M + xi * m_plane, tiles);
-    winograd_output(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
+    winograd_output<kM>(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
   };
 
   // db[o] = sum_{n, oh, ow} dY[n, o, oh, ow], in double
@@ -1509,9 +1777,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // The long grad_weight chunks first, so the shorter ones fill in around them.
   parallel_for(0, w_chunks + x_chunks + b_chunks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
-      if (k < w_chunks && g.winograd) grad_weight_winograd_chunk(k);
+      if (k < w_chunks && g.winograd && wt.m == 4)
+        grad_weight_winograd_chunk.template operator()<4>(k);
+      else if (k < w_chunks && g.winograd) grad_weight_winograd_chunk.template operator()<2>(k);
       else if (k < w_chunks) grad_weight_chunk(k);
-      else if (k < w_chunks + x_chunks && g.winograd) grad_input_winograd_chunk(k - w_chunks);
+      else if (k < w_chunks + x_chunks && g.winograd && wt.m == 4)
+        grad_input_winograd_chunk.template operator()<4>(k - w_chunks);
+      else if (k < w_chunks + x_chunks && g.winograd)
+        grad_input_winograd_chunk.template operator()<2>(k - w_chunks);
       else if (k < w_chunks + x_chunks) grad_input_col2im_chunk(k - w_chunks);
       else grad_bias_chunk(k - w_chunks - x_chunks);
     }

@@ -28,6 +28,8 @@ CONV_CONFIGS = {
     "tiny_images": (9, 8, 3, 4, 16, 3, 1, 1, 1, 1, True),
     # 3x3, stride 1, padding 1 with 16+ channels per group and enough tiles: the Winograd path
     "winograd": (2, 16, 7, 5, 16, 3, 1, 1, 1, 1, True),
+    # 64+ channels each way on maps of 8x8 or more with enough tiles: Winograd F(4x4, 3x3)
+    "winograd_4x4": (4, 64, 29, 30, 64, 3, 1, 1, 1, 1, True),
 }
 
 WS_CONFIGS = {
