@@ -873,6 +873,33 @@ void transform_pass(const T* const (&in)[kIn], T* const (&out)[kOut], int64_t co
 // columns first into a stage, then rows.
 constexpr int64_t kPassBlock = 64;
 
+// For count tiles (or filters), each a kIn x kIn matrix X whose element (i, j) is in[kIn i + j][t]:
+// out[kOut i + j][t] = (K X K^T)[i][j] (+ add when kAdd), where K is the kOut x kIn matrix of the
+// one-dimensional transform kTransform. K X (each column) goes into a stage, then (K X) K^T (each
+// row) into out.
+template <auto kTransform, int kIn, int kOut, bool kAdd = false, class T>
+void transform_tiles(const T* const (&in)[kIn * kIn], T* const (&out)[kOut * kOut], int64_t count,
+                     T add = T(0)) {
+  alignas(64) T stage[kOut * kIn][kPassBlock];  // stage[kIn i + j] = (K X)[i][j]
+  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
+    const int64_t n = std::min(kPassBlock, count - t0);
+    for (int j = 0; j < kIn; ++j) {  // K X, column j
+      const T* column[kIn];
+      T* result[kOut];
+      for (int i = 0; i < kIn; ++i) column[i] = in[kIn * i + j] + t0;
+      for (int i = 0; i < kOut; ++i) result[i] = stage[kIn * i + j];
+      transform_pass<kTransform>(column, result, n);
+    }
+    for (int i = 0; i < kOut; ++i) {  // (K X) K^T, row i
+      const T* row[kIn];
+      T* result[kOut];
+      for (int j = 0; j < kIn; ++j) row[j] = stage[kIn * i + j];
+      for (int j = 0; j < kOut; ++j) result[j] = out[kOut * i + j] + t0;
+      transform_pass<kTransform, kAdd>(row, result, n, add);
+    }
+  }
+}
+
 // Filters are transformed in batches of this many: their taps are first copied into a [9][batch]
 // stage, so that the arithmetic runs along contiguous rows and vectorizes (read in place, the
 // taps of consecutive filters lie 9 or more elements apart).
@@ -910,20 +937,12 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
           uk[(4 * a + 3) * xi_stride + k] = t[a][2];
         }
       }
-    } else {
-      alignas(64) T t[18][kFilterBatch];  // t[3 a + j] = (G f)[a][j]
-      for (int j = 0; j < 3; ++j) {        // G f, column j
-        const T* in[3] = {s[j], s[3 + j], s[6 + j]};
-        T* out[6];
-        for (int a = 0; a < 6; ++a) out[a] = t[3 * a + j];
-        transform_pass<Winograd4<T>::filter>(in, out, nk);
-      }
-      for (int a = 0; a < 6; ++a) {  // (G f) G^T, row a
-        const T* in[3] = {t[3 * a], t[3 * a + 1], t[3 * a + 2]};
-        T* out[6];
-        for (int b = 0; b < 6; ++b) out[b] = uk + (6 * a + b) * xi_stride;
-        transform_pass<Winograd4<T>::filter>(in, out, nk);
-      }
+    } else {  // G f G^T
+      const T* in[9];
+      T* out[36];
+      for (int q = 0; q < 9; ++q) in[q] = s[q];
+      for (int q = 0; q < 36; ++q) out[q] = uk + q * xi_stride;
+      transform_tiles<Winograd4<T>::filter, 3, 6>(in, out, nk);
     }
   }
 }
@@ -1067,22 +1086,9 @@ void winograd_input_tiles(const T* const (&d)[16], int64_t count, T* __restrict 
 template <class T>
 void winograd_input_tiles(const T* const (&d)[36], int64_t count, T* __restrict v,
                           int64_t xi_stride) {
-  alignas(64) T s[36][kPassBlock];  // s[6 a + b] = (B^T d)[a][b] for the block's tiles
-  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
-    const int64_t n = std::min(kPassBlock, count - t0);
-    for (int b = 0; b < 6; ++b) {  // B^T d, column b
-      const T* in[6];
-      T* out[6];
-      for (int a = 0; a < 6; ++a) in[a] = d[6 * a + b] + t0, out[a] = s[6 * a + b];
-      transform_pass<Winograd4<T>::input>(in, out, n);
-    }
-    for (int a = 0; a < 6; ++a) {  // (B^T d) B, row a
-      const T* in[6];
-      T* out[6];
-      for (int b = 0; b < 6; ++b) in[b] = s[6 * a + b], out[b] = v + (6 * a + b) * xi_stride + t0;
-      transform_pass<Winograd4<T>::input>(in, out, n);
-    }
-  }
+  T* out[36];
+  for (int q = 0; q < 36; ++q) out[q] = v + q * xi_stride;
+  transform_tiles<Winograd4<T>::input, 6, 6>(d, out, count);
 }
 
 // Tile rows of at most this many tiles are transformed by gathering (winograd_input_short): the
@@ -1194,24 +1200,9 @@ void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t cou
 template <class T>
 void winograd_output_tiles(const T* __restrict m, int64_t xi_stride, int64_t count, T b,
                            T* const (&y)[16]) {
-  alignas(64) T s[24][kPassBlock];  // s[6 i + j] = (A^T m)[i][j] for the block's tiles
-  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
-    const int64_t n = std::min(kPassBlock, count - t0);
-    for (int j = 0; j < 6; ++j) {  // A^T m, column j
-      const T* in[6];
-      T* out[4];
-      for (int a = 0; a < 6; ++a) in[a] = m + (6 * a + j) * xi_stride + t0;
-      for (int i = 0; i < 4; ++i) out[i] = s[6 * i + j];
-      transform_pass<Winograd4<T>::output>(in, out, n);
-    }
-    for (int i = 0; i < 4; ++i) {  // (A^T m) A + b, row i
-      const T* in[6];
-      T* out[4];
-      for (int j = 0; j < 6; ++j) in[j] = s[6 * i + j];
-      for (int j = 0; j < 4; ++j) out[j] = y[4 * i + j] + t0;
-      transform_pass<Winograd4<T>::output, true>(in, out, n, b);
-    }
-  }
+  const T* in[36];
+  for (int q = 0; q < 36; ++q) in[q] = m + q * xi_stride;
+  transform_tiles<Winograd4<T>::output, 6, 4, true>(in, y, count, b);
 }
 
 // The position of pixel (i, j) of tile t's kM x kM block inside a channel plane of a tensor
@@ -1307,23 +1298,9 @@ void winograd_grad_output_tiles(const T* const (&dy)[4], int64_t count, T* __res
 template <class T>
 void winograd_grad_output_tiles(const T* const (&dy)[16], int64_t count, T* __restrict d,
                                 int64_t xi_stride) {
-  alignas(64) T s[24][kPassBlock];  // s[4 a + j] = (A dy)[a][j] for the block's tiles
-  for (int64_t t0 = 0; t0 < count; t0 += kPassBlock) {
-    const int64_t n = std::min(kPassBlock, count - t0);
-    for (int j = 0; j < 4; ++j) {  // A dy, column j
-      const T* in[4];
-      T* out[6];
-      for (int i = 0; i < 4; ++i) in[i] = dy[4 * i + j] + t0;
-      for (int a = 0; a < 6; ++a) out[a] = s[4 * a + j];
-      transform_pass<Winograd4<T>::grad_output>(in, out, n);
-    }
-    for (int a = 0; a < 6; ++a) {  // (A dy) A^T, row a
-      const T* in[4] = {s[4 * a], s[4 * a + 1], s[4 * a + 2], s[4 * a + 3]};
-      T* out[6];
-      for (int b = 0; b < 6; ++b) out[b] = d + (6 * a + b) * xi_stride + t0;
-      transform_pass<Winograd4<T>::grad_output>(in, out, n);
-    }
-  }
+  T* out[36];
+  for (int q = 0; q < 36; ++q) out[q] = d + q * xi_stride;
+  transform_tiles<Winograd4<T>::grad_output, 4, 6>(dy, out, count);
 }
 
 // D[xi][o][(r - r0) TX + tx] = (A dy A^T)[xi] for channels [o0, o0 + no) of gy [N, Ct, H, W]
@@ -1396,22 +1373,12 @@ void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __r
             f[i * 3 + 2][k] = h * (s[i][1] + s[i][2]) + s[i][3];
           }
         }
-      } else {
-        alignas(64) T s[18][kFilterBatch];  // s[6 i + b] = (G^T u)[i][b]
-        for (int b = 0; b < 6; ++b) {        // G^T u, column b
-          const T* in[6];
-          T* out[3];
-          for (int a = 0; a < 6; ++a) in[a] = du + (6 * a + b) * xi_stride;
-          for (int i = 0; i < 3; ++i) out[i] = s[6 * i + b];
-          transform_pass<Winograd4<T>::filter_grad>(in, out, nk);
-        }
-        for (int i = 0; i < 3; ++i) {  // (G^T u) G, row i
-          const T* in[6];
-          T* out[3];
-          for (int b = 0; b < 6; ++b) in[b] = s[6 * i + b];
-          for (int j = 0; j < 3; ++j) out[j] = f[3 * i + j];
-          transform_pass<Winograd4<T>::filter_grad>(in, out, nk);
-        }
+      } else {  // G^T u G
+        const T* in[36];
+        T* out[9];
+        for (int q = 0; q < 36; ++q) in[q] = du + q * xi_stride;
+        for (int q = 0; q < 9; ++q) out[q] = f[q];
+        transform_tiles<Winograd4<T>::filter_grad, 6, 3>(in, out, nk);
       }
       T* out = dw + o * K_g + c0 * 9;
       for (int64_t k = 0; k < nk; ++k)
