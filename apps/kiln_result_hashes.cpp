@@ -38,8 +38,8 @@ void mix(uint64_t& hash, const Tensor& t) {
   }
 }
 
-// Shapes that reach every path of conv2d: Winograd at batch 2 and 32, im2col on small and on odd
-// images, groups, and the deep layers' few-tile case.
+// Shapes that reach every path of conv2d: Winograd F(2x2, 3x3) at batch 2, F(4x4, 3x3) at batch 8
+// and 32, im2col on small and on odd images, groups, and the deep layers' few-tile case.
 struct ConvShape {
   int64_t N, C, H, W, C_out, groups;
 };
