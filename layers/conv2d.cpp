@@ -856,8 +856,8 @@ struct Winograd4 {
   }
 };
 
-// out[k][t] = kTransform(in[0][t], ..., in[kIn - 1][t])[k] (+ add when kAdd) for t < count: one of the
-// transforms above along count tiles or filters, one vector of them at a time.
+// out[k][t] = kTransform(in[0][t], ..., in[kIn - 1][t])[k] (+ add when kAdd) for t < count: one
+// of the transforms above along count tiles or filters, one vector of them at a time.
 template <auto kTransform, bool kAdd = false, int kIn, int kOut, class T>
 void transform_pass(const T* const (&in)[kIn], T* const (&out)[kOut], int64_t count,
                     T add = T(0)) {
