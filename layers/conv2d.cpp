@@ -585,13 +585,17 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 //    GEMM zeroes C, then reads and writes it again around a few multiply-adds per element.
 //    gemm_nt_short_k keeps each element's sum in a register and writes it once.
 //  - forward, Y [no, P] += W [no, K] cols [K, P], reads a weight matrix of up to 512 x 4608 for 8
-//    or 16 columns. A GEMM packs it into its own layout on every call, which costs more than the
-//    product; gemm_short_n reads it in place, once. (grad_input, dcols = W^T dY, is left to
-//    OpenBLAS, whose kernel for small products with A transposed was faster.)
+//    to 32 columns. A GEMM packs it into its own layout on every call, which costs more than the
+//    product at 8 or 16 columns; at 24 or 32 it costs about as much as the product does alone,
+//    and more inside a training step, where the weights have left the cache since their last use.
+//    gemm_short_n reads it in place, once. (grad_input, dcols = W^T dY, is left to OpenBLAS,
+//    whose kernel for small products with A transposed was faster.)
 // Their sums are fixed: an element of a K-long product is summed in blocks of kSumBlockK, each an
 // fma chain from +0 in k order and added to C in turn (a rest of between one and two blocks is
-// halved, rounded up to 16). For these shapes OpenBLAS's sgemm sums the same way, so results keep
-// their bits (kiln-result-hashes and the oracle tests check this). dgemm blocks differently, so
+// halved, rounded up to 16). On the deep layers of vgg8 and vgg16 (256 or 512 output channels)
+// OpenBLAS's sgemm sums the same way, so their results kept their bits when these kernels came in
+// (kiln-result-hashes checks them). On narrow products OpenBLAS may take its small-matrix kernel,
+// one chain per element, and there the bits differ from its. dgemm blocks differently, so
 // gemm_short_n is for f32 only.
 //
 // The fmas are explicit intrinsics: left to itself, GCC splits some multiply-add chains into a
@@ -600,7 +604,7 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 // Pixels up to which grad_weight uses gemm_nt_short_k, and forward gemm_short_n (for pixel
 // counts that are multiples of 8).
 constexpr int64_t kShortK = 16;
-constexpr int64_t kShortN = 16;
+constexpr int64_t kShortN = 32;
 constexpr int64_t kSumBlockK = 320;
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -717,11 +721,15 @@ void short_n_all_rows(int64_t M, int64_t K, const float* A, int64_t lda, const f
   for (; m < M; ++m) short_n_rows<1, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
 }
 
-// C [M, N] += A [M, K] B [K, N] for N = 8 or 16 (kShortN).
+// C [M, N] += A [M, K] B [K, N] for N = 8, 16, 24 or 32 (multiples of 8 up to kShortN), in blocks
+// of 8, 8, 6 or 4 rows: the block's sums, a row of B and a broadcast fit in the 32 vector
+// registers of AVX-512.
 void gemm_short_n(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float* C, int64_t ldc) {
   if (N == 8) short_n_all_rows<8, 1>(M, K, A, lda, B, ldb, C, ldc);
-  else short_n_all_rows<8, 2>(M, K, A, lda, B, ldb, C, ldc);
+  else if (N == 16) short_n_all_rows<8, 2>(M, K, A, lda, B, ldb, C, ldc);
+  else if (N == 24) short_n_all_rows<6, 3>(M, K, A, lda, B, ldb, C, ldc);
+  else short_n_all_rows<4, 4>(M, K, A, lda, B, ldb, C, ldc);
 }
 #endif
 
