@@ -585,11 +585,12 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 //    GEMM zeroes C, then reads and writes it again around a few multiply-adds per element.
 //    gemm_nt_short_k keeps each element's sum in a register and writes it once.
 //  - forward, Y [no, P] += W [no, K] cols [K, P], reads a weight matrix of up to 512 x 4608 for 8
-//    to 32 columns. A GEMM packs it into its own layout on every call, which costs more than the
-//    product at 8 or 16 columns; at 24 or 32 it costs about as much as the product does alone,
-//    and more inside a training step, where the weights have left the cache since their last use.
-//    gemm_short_n reads it in place, once. (grad_input, dcols = W^T dY, is left to OpenBLAS,
-//    whose kernel for small products with A transposed was faster.)
+//    to 32 columns. A GEMM packs it into its own layout on every call; gemm_short_n reads it in
+//    place, once. At 8 or 16 columns the packing costs more than the product. At 24 or 32 a layer
+//    repeated alone is level either way, but inside a training step the weights have left the
+//    cache since their last use, and packing reads and writes them once more. (grad_input,
+//    dcols = W^T dY, is left to OpenBLAS, whose kernel for small products with A transposed was
+//    faster.)
 // Their sums are fixed: an element of a K-long product is summed in blocks of kSumBlockK, each an
 // fma chain from +0 in k order and added to C in turn (a rest of between one and two blocks is
 // halved, rounded up to 16). On the deep layers of vgg8 and vgg16 (256 or 512 output channels)
@@ -722,8 +723,8 @@ void short_n_all_rows(int64_t M, int64_t K, const float* A, int64_t lda, const f
 }
 
 // C [M, N] += A [M, K] B [K, N] for N = 8, 16, 24 or 32 (multiples of 8 up to kShortN), in blocks
-// of 8, 8, 6 or 4 rows: the block's sums, a row of B and a broadcast fit in the 32 vector
-// registers of AVX-512.
+// of 8, 8, 6 or 4 rows: the block's sums, a row of B and a broadcast fit in the 32 registers that
+// AVX-512 gives 256-bit vectors.
 void gemm_short_n(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float* C, int64_t ldc) {
   if (N == 8) short_n_all_rows<8, 1>(M, K, A, lda, B, ldb, C, ldc);
