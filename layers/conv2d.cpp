@@ -588,9 +588,10 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 //    to 32 columns. A GEMM packs it into its own layout on every call; gemm_short_n reads it in
 //    place, once. At 8 or 16 columns the packing costs more than the product. At 24 or 32 a layer
 //    repeated alone is level either way, but inside a training step the weights have left the
-//    cache since their last use, and packing reads and writes them once more. (grad_input,
-//    dcols = W^T dY, is left to OpenBLAS, whose kernel for small products with A transposed was
-//    faster.)
+//    cache since their last use, and packing reads and writes them once more.
+//  - grad_input, dcols [nc KK, P] = W^T dY, reads the same matrix transposed. Over 24 or 32
+//    columns OpenBLAS packs it too, and gemm_short_n<true> reads it in place; over 8 or 16,
+//    OpenBLAS's small-matrix kernel reads it in place already, and was faster.
 // Their sums are fixed: an element of a K-long product is summed in blocks of kSumBlockK, each an
 // fma chain from +0 in k order and added to C in turn (a rest of between one and two blocks is
 // halved, rounded up to 16). On the deep layers of vgg8 and vgg16 (256 or 512 output channels)
@@ -606,6 +607,8 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 // counts that are multiples of 8).
 constexpr int64_t kShortK = 16;
 constexpr int64_t kShortN = 32;
+// The fewest pixels for which grad_input uses gemm_short_n too (see use_short_n_transposed).
+constexpr int64_t kShortNTransposedMin = 24;
 constexpr int64_t kSumBlockK = 320;
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -681,10 +684,10 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
     }
 }
 
-// C[r, 8 j + l] += sum_k A[r, k] B[k, 8 j + l] for r < R, j < NV, l < 8; A with leading dim lda,
-// B ldb, C ldc; K in blocks as described above. The R x NV vectors of a block's sums stay in
-// registers.
-template <int R, int NV>
+// C[r, 8 j + l] += sum_k A[r, k] B[k, 8 j + l] for r < R, j < NV, l < 8; A[r, k] at A + r lda + k,
+// or at A + k lda + r when kTransA; B with leading dim ldb, C ldc; K in blocks as described above.
+// The R x NV vectors of a block's sums stay in registers.
+template <int R, int NV, bool kTransA>
 void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                   int64_t ldc) {
   using S = Simd<float>;
@@ -700,7 +703,7 @@ void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_
       V b[NV];
       for (int j = 0; j < NV; ++j) b[j] = S::load(B + k * ldb + 8 * j);
       for (int r = 0; r < R; ++r) {
-        const V a = S::broadcast(A[r * lda + k]);
+        const V a = S::broadcast(kTransA ? A[k * lda + r] : A[r * lda + k]);
         for (int j = 0; j < NV; ++j) acc[r][j] = S::fma(a, b[j], acc[r][j]);
       }
     }
@@ -714,23 +717,27 @@ void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_
 }
 
 // Blocks of R rows, then the rows left over one by one.
-template <int R, int NV>
+template <int R, int NV, bool kTransA>
 void short_n_all_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* B,
                       int64_t ldb, float* C, int64_t ldc) {
+  const int64_t row_step = kTransA ? 1 : lda;
   int64_t m = 0;
-  for (; m + R <= M; m += R) short_n_rows<R, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
-  for (; m < M; ++m) short_n_rows<1, NV>(K, A + m * lda, lda, B, ldb, C + m * ldc, ldc);
+  for (; m + R <= M; m += R)
+    short_n_rows<R, NV, kTransA>(K, A + m * row_step, lda, B, ldb, C + m * ldc, ldc);
+  for (; m < M; ++m)
+    short_n_rows<1, NV, kTransA>(K, A + m * row_step, lda, B, ldb, C + m * ldc, ldc);
 }
 
-// C [M, N] += A [M, K] B [K, N] for N = 8, 16, 24 or 32 (multiples of 8 up to kShortN), in blocks
-// of 8, 8, 6 or 4 rows: the block's sums, a row of B and a broadcast fit in the 32 registers that
-// AVX-512 gives 256-bit vectors.
+// C [M, N] += A [M, K] B [K, N] (A stored [K, M] when kTransA, leading dim lda either way) for
+// N = 8, 16, 24 or 32 (multiples of 8 up to kShortN), in blocks of 8, 8, 6 or 4 rows: the block's
+// sums, a row of B and a broadcast fit in the 32 registers that AVX-512 gives 256-bit vectors.
+template <bool kTransA = false>
 void gemm_short_n(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float* C, int64_t ldc) {
-  if (N == 8) short_n_all_rows<8, 1>(M, K, A, lda, B, ldb, C, ldc);
-  else if (N == 16) short_n_all_rows<8, 2>(M, K, A, lda, B, ldb, C, ldc);
-  else if (N == 24) short_n_all_rows<6, 3>(M, K, A, lda, B, ldb, C, ldc);
-  else short_n_all_rows<4, 4>(M, K, A, lda, B, ldb, C, ldc);
+  if (N == 8) short_n_all_rows<8, 1, kTransA>(M, K, A, lda, B, ldb, C, ldc);
+  else if (N == 16) short_n_all_rows<8, 2, kTransA>(M, K, A, lda, B, ldb, C, ldc);
+  else if (N == 24) short_n_all_rows<6, 3, kTransA>(M, K, A, lda, B, ldb, C, ldc);
+  else short_n_all_rows<4, 4, kTransA>(M, K, A, lda, B, ldb, C, ldc);
 }
 #endif
 
@@ -742,6 +749,14 @@ constexpr bool use_short_n([[maybe_unused]] int64_t pixels) {
 #else
   return false;
 #endif
+}
+
+// Whether grad_input's product over `pixels` columns, dcols = W^T dY, goes to gemm_short_n with A
+// transposed: from 24 pixels on. Over 8 or 16, OpenBLAS's small-matrix kernel reads W^T in place
+// and was faster, and it sums each element in one chain, where gemm_short_n would change the bits.
+template <class T>
+constexpr bool use_short_n_transposed(int64_t pixels) {
+  return use_short_n<T>(pixels) && pixels >= kShortNTransposedMin;
 }
 
 // ---- Winograd F(m x m, 3x3): transforms --------------------------------------------------------
@@ -1706,8 +1721,18 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         if (!direct) unpack_rows(out, gx, g.C, g.OH, g.OW, c0, nc, r0, r1);
       } else {
         T* dcols = scratch<T>(kCols, nc * KK * pixels);
-        gemm_serial<T>(true, false, nc * KK, pixels, g.C_out_g, T(1), w_block, g.K_g, dy, ld_g,
-                       T(0), dcols, pixels);
+        if (use_short_n_transposed<T>(pixels)) {
+#ifdef KILN_SMALL_PRODUCTS
+          if constexpr (std::is_same_v<T, float>) {
+            std::fill(dcols, dcols + nc * KK * pixels, T(0));
+            gemm_short_n<true>(nc * KK, pixels, g.C_out_g, w_block, g.K_g, dy, ld_g, dcols,
+                               pixels);
+          }
+#endif
+        } else {
+          gemm_serial<T>(true, false, nc * KK, pixels, g.C_out_g, T(1), w_block, g.K_g, dy, ld_g,
+                         T(0), dcols, pixels);
+        }
         col2im(g, dcols, c0, c0 + nc, r0, r1, gx);
       }
     }
