@@ -590,8 +590,9 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 //    repeated alone is level either way, but inside a training step the weights have left the
 //    cache since their last use, and packing reads and writes them once more.
 //  - grad_input, dcols [nc KK, P] = W^T dY, reads the same matrix transposed. Over 24 or 32
-//    columns OpenBLAS packs it too, and gemm_short_n<true> reads it in place; over 8 or 16,
-//    OpenBLAS's small-matrix kernel reads it in place already, and was faster.
+//    columns OpenBLAS packs it too, and gemm_short_n<true> reads it in place. Over 8 columns
+//    OpenBLAS's small-matrix kernel reads it in place already, and was faster; 16 stay with
+//    OpenBLAS too (see use_short_n_transposed).
 // Their sums are fixed: an element of a K-long product is summed in blocks of kSumBlockK, each an
 // fma chain from +0 in k order and added to C in turn (a rest of between one and two blocks is
 // halved, rounded up to 16). On the deep layers of vgg8 and vgg16 (256 or 512 output channels)
@@ -752,8 +753,9 @@ constexpr bool use_short_n([[maybe_unused]] int64_t pixels) {
 }
 
 // Whether grad_input's product over `pixels` columns, dcols = W^T dY, goes to gemm_short_n with A
-// transposed: from 24 pixels on. Over 8 or 16, OpenBLAS's small-matrix kernel reads W^T in place
-// and was faster, and it sums each element in one chain, where gemm_short_n would change the bits.
+// transposed: from 24 pixels on. Over 8, OpenBLAS's small-matrix kernel was faster, and it sums
+// each element in one chain, where gemm_short_n would change the bits. 16 pixels, which no layer
+// of vgg8 or vgg16 has at batch 2, 8 or 32, were not timed, and stay with OpenBLAS.
 template <class T>
 constexpr bool use_short_n_transposed(int64_t pixels) {
   return use_short_n<T>(pixels) && pixels >= kShortNTransposedMin;
