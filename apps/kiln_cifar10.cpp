@@ -476,9 +476,11 @@ int main(int argc, char** argv) {
               << o.model << ", ";
     if (o.world_size > 1)
       std::cout << o.world_size << " processes x " << num_threads() << " threads, batch " << o.batch
-                << " per process\n";
+                << " per process";
     else
-      std::cout << num_threads() << " threads\n";
+      std::cout << num_threads() << " threads";
+    // Another CPU's OpenBLAS kernels can round differently (see kiln::blas_kernels).
+    std::cout << ", OpenBLAS " << blas_kernels() << " kernels\n";
     if (!o.sweep.empty()) return run_sweep(o, *train, *test);
     apps::RunConfig c = run_config(o, o.norm, o.batch);
     c.out = o.out;

@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     set_num_threads(threads);
+    // Hashes match only between runs on the same OpenBLAS kernels (see kiln::blas_kernels).
+    std::printf("blas %s\n", blas_kernels().c_str());
     print_conv_hashes();
     print_step_hashes();
   } catch (const Error& e) {

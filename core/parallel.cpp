@@ -60,4 +60,9 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().threads; }
 
+std::string blas_kernels() {
+  const char* name = openblas_get_corename();
+  return name ? name : "";
+}
+
 }  // namespace kiln

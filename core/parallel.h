@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <tbb/blocked_range.h>
@@ -18,6 +19,13 @@ namespace kiln {
 void set_num_threads(int n);
 /// The size of the pool.
 int num_threads();
+
+/// The family of kernels OpenBLAS chose for this CPU when it loaded, as OpenBLAS names it
+/// ("SkylakeX", "Cooperlake", "Haswell", ...). A result is bit-identical at any thread count on one
+/// machine, but two families can round the same matrix product differently, so on another CPU a
+/// training run can differ in the last bits and drift from there. Setting OPENBLAS_CORETYPE to a
+/// family the CPU supports, before the program starts, picks it instead.
+std::string blas_kernels();
 
 /// Calls fn(chunk_begin, chunk_end) for the chunks [begin + k*grain, min(begin + (k+1)*grain, end)),
 /// in parallel. Each chunk runs on one thread; the decomposition depends on (begin, end, grain) only.

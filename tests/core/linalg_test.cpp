@@ -1,5 +1,7 @@
 // matmul against a triple loop: 2-D, 1-D operands, broadcast batch dims, odd sizes, transposed
-// operands, sizes above the tiling threshold, integer and empty operands.
+// operands, sizes above the tiling threshold, integer and empty operands; the OpenBLAS kernels named.
+#include <cblas.h>
+
 #include "../test_util.h"
 
 using namespace kiln;
@@ -124,4 +126,13 @@ TEST_CASE("matmul errors show both shapes", "[linalg][errors]") {
              Catch::Contains("matmul: shapes [2] and [3] do not broadcast"));
   CHECK_THAT(error_of([] { matmul(Tensor::scalar(1), Tensor::ones({3})); }),
              Catch::Contains("matmul: both operands need at least 1 dim, got [] and [3]"));
+}
+
+TEST_CASE("blas_kernels names the kernel family OpenBLAS runs on this CPU", "[linalg]") {
+  const std::string name = blas_kernels();
+  REQUIRE_FALSE(name.empty());
+  // OpenBLAS's configuration string names the same family ("OpenBLAS 0.3.21 DYNAMIC_ARCH ...
+  // SkylakeX MAX_THREADS=64").
+  const std::string config = openblas_get_config();
+  CHECK(config.find(name) != std::string::npos);
 }
