@@ -805,6 +805,24 @@ WinogradTiles winograd_tiles(const ConvGeometry& g) {
   return w;
 }
 
+// The forward's transformed input V = B^T d B, kept for grad_weight, which would otherwise compute
+// it again (once per block of output channels it splits dW into): [G][blocks] slots of the largest
+// block's size, each laid out as the forward writes it, [points][C/G][tiles] with planes
+// winograd_plane(C/G, tiles). Kept only while it is small, as at tiny batches: larger ones would
+// leave L2 between the forward and the backward, for less gain.
+constexpr int64_t kSavedInputMaxElems = int64_t{1} << 20;
+
+int64_t saved_input_slot(const ConvGeometry& g, const WinogradTiles& wt) {
+  const int64_t points = (wt.m + 2) * (wt.m + 2);
+  return points * winograd_plane(g.C_g, ceil_div(wt.rows, wt.blocks) * wt.TX);
+}
+
+int64_t saved_input_elems(const ConvGeometry& g) {
+  if (!g.winograd) return 0;
+  const WinogradTiles wt = winograd_tiles(g);
+  return g.G * wt.blocks * saved_input_slot(g, wt);
+}
+
 // Calls fn.template operator()<m>() with the tile size m (2 or 4) as a constant.
 template <class Fn>
 decltype(auto) with_tile_size(int64_t m, Fn&& fn) {
@@ -1416,8 +1434,10 @@ void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __r
 // x [N, C, H, W], w [C_out, C/G, KH, KW], b [C_out] or null -> y [N, C_out, OH, OW], contiguous.
 // Chunks are (group, tile, block of output channels); each writes its own part of y. A Winograd
 // tile block is a range of tile rows; otherwise RowTiles.
+// saved_V, when not null, receives V for the backward (see kSavedInputMaxElems).
 template <int kM, class T>
-void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                      T* saved_V) {
   constexpr int kPoints = kWinogradPoints<kM>;
   const WinogradTiles wt = winograd_tiles(g);
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
@@ -1434,7 +1454,10 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
       // V = B^T d B for the group's input channels, M[xi] = U[xi][o-block] V[xi], y = A^T M A + b
       const int64_t u_plane = winograd_plane(g.C_out, g.C_g);
       const int64_t v_plane = winograd_plane(g.C_g, tiles), m_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, kPoints * v_plane);
+      // With output channels split, each block of them transforms the same input; the first
+      // keeps it, and the others, which may run at the same time, never read the kept copy.
+      T* V = saved_V && ob == 0 ? saved_V + (grp * wt.blocks + blk) * saved_input_slot(g, wt)
+                                : scratch<T>(kCols, kPoints * v_plane);
       winograd_input<kM>(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
       T* M = scratch<T>(kPacked, kPoints * m_plane);
       for (int64_t xi = 0; xi < kPoints; ++xi)
@@ -1446,9 +1469,11 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
 }
 
 template <class T>
-void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                    T* saved_V = nullptr) {
   if (g.winograd)
-    return with_tile_size(g.winograd_m, [&]<int kM>() { forward_winograd<kM>(g, x, w, b, y); });
+    return with_tile_size(g.winograd_m,
+                          [&]<int kM>() { forward_winograd<kM>(g, x, w, b, y, saved_V); });
   const RowTiles tiles(g.N, g.OH, g.OW, tile_pixels(g.K_g));
   const int64_t o_size = split_block(g.C_out_g, g.G * tiles.count);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
@@ -1545,9 +1570,10 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 //   grad_input, Winograd (group, tile block, input-channel block) or col2im (image block, group,
 //   input-channel block);
 //   grad_bias (block of output channels).
+// saved_V, when not null, is the forward's transformed input (see kSavedInputMaxElems).
 template <class T>
 void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w, T* gx, T* gw,
-                     T* gb) {
+                     T* gb, const T* saved_V = nullptr) {
   const int64_t KK = g.KK;
 
   // grad_input: the Winograd path tiles rows like forward; the col2im path gives each chunk whole
@@ -1672,9 +1698,19 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     for (int64_t blk = b0; blk < b1; ++blk) {
       const auto [r0, r1] = wt.block(blk);
       const int64_t tiles = (r1 - r0) * wt.TX;
-      const int64_t v_plane = winograd_plane(nc, tiles), d_plane = winograd_plane(no, tiles);
-      T* V = scratch<T>(kCols, kPoints * v_plane);
-      winograd_input<kM>(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, V);
+      const int64_t d_plane = winograd_plane(no, tiles);
+      int64_t v_plane;
+      const T* V;
+      if (saved_V) {  // channels [c0, c0 + nc) of the forward's V for this block
+        v_plane = winograd_plane(g.C_g, tiles);
+        V = saved_V + (grp * wt.blocks + blk) * saved_input_slot(g, wt) +
+            (c0 - grp * g.C_g) * tiles;
+      } else {
+        v_plane = winograd_plane(nc, tiles);
+        T* buf = scratch<T>(kCols, kPoints * v_plane);
+        winograd_input<kM>(x, g.C, g.H, g.W, wt, c0, nc, r0, r1, buf);
+        V = buf;
+      }
       T* D = scratch<T>(kPacked, kPoints * d_plane);
       winograd_grad_output<kM>(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
       for (int64_t xi = 0; xi < kPoints; ++xi)
@@ -1813,16 +1849,24 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
 
 Shape output_shape(const ConvGeometry& g) { return {g.N, g.C_out, g.OH, g.OW}; }
 
+// saved_input, when not null, receives the transformed input for the backward, or an undefined
+// tensor when the layer keeps none (see kSavedInputMaxElems).
 template <class Kernel>
 Tensor run_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
-                   const Conv2dParams& params, Kernel&& kernel) {
+                   const Conv2dParams& params, Tensor* saved_input, Kernel&& kernel) {
   const ConvGeometry g = check_conv2d(x_in, w_in, b_in, params);
   Tensor x = contiguous(x_in), w = contiguous(w_in);
   Tensor b = b_in.defined() ? contiguous(b_in) : Tensor();
   Tensor y = Tensor::empty(output_shape(g), x.dtype());
+  if (saved_input) {
+    const int64_t elems = saved_input_elems(g);
+    *saved_input = elems > 0 && elems <= kSavedInputMaxElems ? Tensor::empty({elems}, x.dtype())
+                                                             : Tensor();
+  }
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    T* saved = saved_input && saved_input->defined() ? saved_input->data_ptr<T>() : nullptr;
     kernel(g, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
-           y.data_ptr<T>());
+           y.data_ptr<T>(), saved);
   });
   return y;
 }
@@ -1830,12 +1874,18 @@ Tensor run_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
 template <class Kernel>
 Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& w_in,
                          const Conv2dParams& params, bool need_x, bool need_w, bool need_b,
-                         Kernel&& kernel) {
+                         const Tensor& saved_input, Kernel&& kernel) {
   const ConvGeometry g = check_conv2d(x_in, w_in, Tensor(), params);
   KILN_CHECK(gy_in.shape() == output_shape(g) && gy_in.dtype() == x_in.dtype(),
              "conv2d backward: expected grad_y ", output_shape(g), " of ", dtype_name(x_in.dtype()),
              " (input ", x_in.shape(), ", weight ", w_in.shape(), "), got ", gy_in.shape(), " of ",
              dtype_name(gy_in.dtype()));
+  KILN_CHECK(!saved_input.defined() ||
+                 (saved_input.numel() == saved_input_elems(g) &&
+                  saved_input.dtype() == x_in.dtype() && saved_input.is_contiguous()),
+             "conv2d backward: expected the saved input transform of this forward (",
+             saved_input_elems(g), " elements of ", dtype_name(x_in.dtype()), "), got ",
+             saved_input.shape(), " of ", dtype_name(saved_input.dtype()));
   Tensor gy = contiguous(gy_in), x = contiguous(x_in), w = contiguous(w_in);
   Conv2dGrads grads;
   if (need_x) grads.grad_x = Tensor::empty(x.shape(), x.dtype());
@@ -1844,7 +1894,8 @@ Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& 
   dispatch_floating(x.dtype(), "conv2d backward", [&]<class T>() {
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
     kernel(g, gy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), ptr(grads.grad_x),
-           ptr(grads.grad_weight), ptr(grads.grad_bias));
+           ptr(grads.grad_weight), ptr(grads.grad_bias),
+           saved_input.defined() ? saved_input.data_ptr<T>() : nullptr);
   });
   return grads;
 }
@@ -1852,35 +1903,35 @@ Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& 
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dParams& params) {
-  return run_forward(x, weight, bias, params,
+                      const Conv2dParams& params, Tensor* saved_input) {
+  return run_forward(x, weight, bias, params, saved_input,
                      []<class T>(const ConvGeometry& g, const T* px, const T* pw, const T* pb,
-                                 T* py) { forward_kernel<T>(g, px, pw, pb, py); });
+                                 T* py, T* saved) { forward_kernel<T>(g, px, pw, pb, py, saved); });
 }
 
 Conv2dGrads conv2d_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                             const Conv2dParams& params, bool need_x, bool need_weight,
-                            bool need_bias) {
-  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias,
+                            bool need_bias, const Tensor& saved_input) {
+  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias, saved_input,
                       []<class T>(const ConvGeometry& g, const T* gy, const T* px, const T* pw,
-                                  T* gx, T* gw, T* gb) {
-                        backward_kernel<T>(g, gy, px, pw, gx, gw, gb);
+                                  T* gx, T* gw, T* gb, const T* saved) {
+                        backward_kernel<T>(g, gy, px, pw, gx, gw, gb, saved);
                       });
 }
 
 Tensor conv2d_forward_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                 const Conv2dParams& params) {
-  return run_forward(x, weight, bias, params,
+  return run_forward(x, weight, bias, params, nullptr,
                      []<class T>(const ConvGeometry& g, const T* px, const T* pw, const T* pb,
-                                 T* py) { reference_forward<T>(g, px, pw, pb, py); });
+                                 T* py, T*) { reference_forward<T>(g, px, pw, pb, py); });
 }
 
 Conv2dGrads conv2d_backward_reference(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                                       const Conv2dParams& params, bool need_x, bool need_weight,
                                       bool need_bias) {
-  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias,
+  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias, Tensor(),
                       []<class T>(const ConvGeometry& g, const T* gy, const T* px, const T* pw,
-                                  T* gx, T* gw, T* gb) {
+                                  T* gx, T* gw, T* gb, const T*) {
                         reference_backward<T>(g, gy, px, pw, gx, gw, gb);
                       });
 }
@@ -1896,9 +1947,13 @@ namespace {
 struct Conv2d : autograd::Function<Conv2d> {
   static Tensor forward(autograd::Context& ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, kernels::Conv2dParams params) {
-    ctx.save_for_backward({x, weight});
+    // When dW is wanted, the forward keeps its Winograd transform of x for it (at tiny batches).
+    Tensor saved_input;
+    Tensor y = kernels::conv2d_forward(x, weight, bias, params,
+                                       ctx.needs_input_grad(1) ? &saved_input : nullptr);
+    ctx.save_for_backward({x, weight, saved_input});
     ctx.saved_data["params"] = params;
-    return kernels::conv2d_forward(x, weight, bias, params);
+    return y;
   }
   // y = conv(x, W) + b:  dx = col2im(W^T dy),  dW = dy cols^T,  db = sum dy  (see the top)
   static std::vector<Tensor> backward(autograd::Context& ctx, const std::vector<Tensor>& grads) {
@@ -1906,7 +1961,7 @@ struct Conv2d : autograd::Function<Conv2d> {
     auto params = std::any_cast<kernels::Conv2dParams>(ctx.saved_data["params"]);
     kernels::Conv2dGrads g =
         kernels::conv2d_backward(grads[0], saved[0], saved[1], params, ctx.needs_input_grad(0),
-                                 ctx.needs_input_grad(1), ctx.needs_input_grad(2));
+                                 ctx.needs_input_grad(1), ctx.needs_input_grad(2), saved[2]);
     return {g.grad_x, g.grad_weight, g.grad_bias};
   }
 };

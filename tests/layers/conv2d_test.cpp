@@ -205,6 +205,62 @@ TEST_CASE("conv2d: forward and backward are bit-identical at 1 and 2 threads") {
   set_num_threads(before);
 }
 
+TEST_CASE("conv2d: grad_weight from the forward's kept input transform has the same bits") {
+  // Winograd layers small enough for the forward to keep V = B^T x B: F(2x2, 3x3) with few tiles;
+  // two groups on odd sizes; F(4x4, 3x3); 272 input channels, which grad_weight splits into two
+  // blocks, each reading its part of V; and in f64.
+  struct KeptCase {
+    ConvCase c;
+    DType dtype;
+  };
+  const std::vector<KeptCase> kept = {{{2, 32, 8, 8, 32, 3, 1, 1, 1, 1, true}, DType::f32},
+                                      {{3, 32, 37, 29, 40, 3, 1, 1, 1, 2, true}, DType::f32},
+                                      {{4, 64, 32, 32, 64, 3, 1, 1, 1, 1, false}, DType::f32},
+                                      {{3, 272, 16, 16, 16, 3, 1, 1, 1, 1, true}, DType::f32},
+                                      {{2, 32, 8, 8, 32, 3, 1, 1, 1, 1, true}, DType::f64}};
+  REQUIRE(takes_winograd_4x4(kept[2].c));
+  for (const auto& [c, dtype] : kept) {
+    INFO(describe(c) << ", " << dtype_name(dtype));
+    Generator gen(11);
+    Tensor x = Tensor::randn({c.N, c.C, c.H, c.W}, dtype, &gen);
+    Tensor w = Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}, dtype, &gen);
+    Tensor b = c.bias ? Tensor::randn({c.C_out}, dtype, &gen) : Tensor();
+    const kernels::Conv2dParams params = params_of(c);
+    Tensor saved;
+    Tensor y = kernels::conv2d_forward(x, w, b, params, &saved);
+    REQUIRE(saved.defined());
+    require_equal(y, kernels::conv2d_forward(x, w, b, params));
+    Tensor gy = Tensor::randn(y.shape(), dtype, &gen);
+    const auto with = kernels::conv2d_backward(gy, x, w, params, true, true, c.bias, saved);
+    const auto without = kernels::conv2d_backward(gy, x, w, params, true, true, c.bias);
+    require_equal(with.grad_weight, without.grad_weight);
+    require_equal(with.grad_x, without.grad_x);
+    if (c.bias) require_equal(with.grad_bias, without.grad_bias);
+  }
+
+  // Not kept: a Winograd layer whose V would be large, and an im2col layer.
+  for (const ConvCase& c : {ConvCase{16, 64, 32, 32, 64, 3, 1, 1, 1, 1, true},
+                            ConvCase{2, 16, 15, 15, 24, 3, 2, 1, 1, 1, true}}) {
+    INFO(describe(c));
+    Tensor saved = Tensor::ones({1});
+    kernels::conv2d_forward(Tensor::randn({c.N, c.C, c.H, c.W}),
+                            Tensor::randn({c.C_out, c.C / c.groups, c.k, c.k}),
+                            Tensor::randn({c.C_out}), params_of(c), &saved);
+    CHECK_FALSE(saved.defined());
+  }
+
+  // A kept transform from another layer is refused, naming both sizes.
+  const ConvCase c{2, 32, 8, 8, 32, 3, 1, 1, 1, 1, true};
+  Tensor x = Tensor::randn({c.N, c.C, c.H, c.W}), w = Tensor::randn({c.C_out, c.C, 3, 3});
+  Tensor saved;
+  Tensor y = kernels::conv2d_forward(x, w, Tensor(), params_of(c), &saved);
+  const std::string message = error_text([&] {
+    kernels::conv2d_backward(y, x, w, params_of(c), true, true, false, Tensor::zeros({7}));
+  });
+  CHECK_THAT(message, Catch::Contains("expected the saved input transform of this forward (" +
+                                      std::to_string(saved.numel()) + " elements of f32), got [7]"));
+}
+
 TEST_CASE("conv2d: repeated forward and backward take no fresh large blocks") {
 #ifdef KILN_EXACT_ALLOCATIONS
   SUCCEED("sanitizer builds have no block cache");
