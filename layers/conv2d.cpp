@@ -78,7 +78,8 @@
 //  - grad_weight: chunks (group, block of input channels, block of output channels, range of the
 //    batch). The chunk owns its block of dW, or of its range's partial copy of dW when the blocks
 //    are too few to share out; it walks its tiles in order, accumulating, and the partials are
-//    added in range order at the end.
+//    added in range order at the end. At tiny batches Winograd's grad_weight reads the V that
+//    the forward kept, instead of transforming x again (see kSavedInputMaxElems).
 //  - grad_bias: a chunk per block of output channels, summing in double.
 // Buffers are per-thread scratch that only grows: the hot loops never allocate.
 #include <kiln/layers/conv2d.h>
