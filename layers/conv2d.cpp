@@ -779,9 +779,10 @@ struct WinogradTiles {
   }
 };
 
-// The points of the transformed domain of F(kM x kM, 3x3): (kM + 2)^2.
+// The points of the transformed domain of F(m x m, 3x3): (m + 2)^2.
+constexpr int winograd_points(int64_t m) { return static_cast<int>((m + 2) * (m + 2)); }
 template <int kM>
-constexpr int kWinogradPoints = (kM + 2) * (kM + 2);
+constexpr int kWinogradPoints = winograd_points(kM);
 
 // The distance between the planes of a transformed tensor of rows x cols: padded by 64 bytes, so
 // that the streams a transform reads or writes do not all map to the same cache sets.
@@ -797,7 +798,7 @@ WinogradTiles winograd_tiles(const ConvGeometry& g) {
   w.TY = ceil_div(g.OH, w.m);
   w.TX = ceil_div(g.OW, w.m);
   w.rows = g.N * w.TY;
-  const int64_t points = (w.m + 2) * (w.m + 2);
+  const int64_t points = winograd_points(w.m);
   const int64_t tiles = std::max<int64_t>(
       kWinogradMinTiles, kWinogradTileElems * 16 / points / std::max(g.C_g, g.C_out_g));
   const int64_t rows_per_block = std::max<int64_t>(1, tiles / w.TX);
@@ -814,8 +815,7 @@ WinogradTiles winograd_tiles(const ConvGeometry& g) {
 constexpr int64_t kSavedInputMaxElems = int64_t{1} << 20;
 
 int64_t saved_input_slot(const ConvGeometry& g, const WinogradTiles& wt) {
-  const int64_t points = (wt.m + 2) * (wt.m + 2);
-  return points * winograd_plane(g.C_g, ceil_div(wt.rows, wt.blocks) * wt.TX);
+  return winograd_points(wt.m) * winograd_plane(g.C_g, ceil_div(wt.rows, wt.blocks) * wt.TX);
 }
 
 int64_t saved_input_elems(const ConvGeometry& g) {
