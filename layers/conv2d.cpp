@@ -690,6 +690,9 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
 // C[r, 8 j + l] += sum_k A[r, k] B[k, 8 j + l] for r < R, j < NV, l < 8; A[r, k] at A + r lda + k,
 // or at A + k lda + r when kTransA; B with leading dim ldb, C ldc; K in blocks as described above.
 // The R x NV vectors of a block's sums stay in registers.
+// Read transposed, the block's A is a column of K elements lda apart: a stride the hardware
+// prefetchers do not follow, over a weight matrix that is mostly out of this core's cache. Each
+// step of k asks for the line 16 floats on, which the blocks of rows after this one will read.
 template <int R, int NV, bool kTransA>
 void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                   int64_t ldc) {
@@ -703,6 +706,7 @@ void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_
     for (auto& row : acc)
       for (V& v : row) v = S::zero();
     for (int64_t k = k0; k < k0 + kb; ++k) {
+      if constexpr (kTransA) __builtin_prefetch(A + k * lda + 16);
       V b[NV];
       for (int j = 0; j < NV; ++j) b[j] = S::load(B + k * ldb + 8 * j);
       for (int r = 0; r < R; ++r) {
