@@ -706,7 +706,9 @@ void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_
     for (auto& row : acc)
       for (V& v : row) v = S::zero();
     for (int64_t k = k0; k < k0 + kb; ++k) {
-      if constexpr (kTransA) __builtin_prefetch(A + k * lda + 16);
+      if constexpr (kTransA)  // as an address: past the last row it lies outside A
+        __builtin_prefetch(reinterpret_cast<const void*>(
+            reinterpret_cast<uintptr_t>(A + k * lda) + 16 * sizeof(float)));
       V b[NV];
       for (int j = 0; j < NV; ++j) b[j] = S::load(B + k * ldb + 8 * j);
       for (int r = 0; r < R; ++r) {
