@@ -1765,6 +1765,15 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       }
     // W_g[:, c-block] as the A of a transposed GEMM: [C_out/G, nc KK], leading dim K_g.
     const T* w_block = w + grp * g.C_out_g * g.K_g + cb * cx_size * KK;
+    // The products below read that block column by column of W_g^T, so a row of W_g (nc KK
+    // elements) at a time, K_g apart: a stride the hardware prefetchers do not follow, over weights
+    // mostly out of this core's cache. Asking for the whole block first lets the misses overlap
+    // (OpenBLAS's small-matrix kernel, used over 8 pixels, reads it in place too).
+    for (int64_t o = 0; o < g.C_out_g; ++o) {
+      const uintptr_t row = reinterpret_cast<uintptr_t>(w_block + o * g.K_g);
+      for (uintptr_t line = row & ~uintptr_t{63}; line < row + nc * KK * sizeof(T); line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 2);
+    }
     for (int64_t t = blk * x_tiles.per_image; t < (blk + 1) * x_tiles.per_image; ++t) {
       const auto [r0, r1] = x_tiles.rows(t);
       const int64_t pixels = (r1 - r0) * g.OW;
