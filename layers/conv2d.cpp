@@ -614,6 +614,15 @@ constexpr int64_t kShortN = 32;
 constexpr int64_t kShortNTransposedMin = 24;
 constexpr int64_t kSumBlockK = 320;
 
+// Asks the cache for every 64-byte line of the bytes [begin, end), given as addresses rather
+// than pointers so that a range may run past an array (a prefetch never faults). Always inlined:
+// GCC treats a function that only prefetches as free of effects, and drops calls to it.
+template <int kLocality = 3>
+[[gnu::always_inline]] inline void prefetch_lines(uintptr_t begin, uintptr_t end) {
+  for (uintptr_t line = begin & ~uintptr_t{63}; line < end; line += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(line), 0, kLocality);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 #define KILN_SMALL_PRODUCTS 1
 
@@ -706,9 +715,10 @@ void short_n_rows(int64_t K, const float* A, int64_t lda, const float* B, int64_
     for (auto& row : acc)
       for (V& v : row) v = S::zero();
     for (int64_t k = k0; k < k0 + kb; ++k) {
-      if constexpr (kTransA)  // as an address: past the last row it lies outside A
-        __builtin_prefetch(reinterpret_cast<const void*>(
-            reinterpret_cast<uintptr_t>(A + k * lda) + 16 * sizeof(float)));
+      if constexpr (kTransA) {  // past the last row, that line lies outside A
+        const uintptr_t next = reinterpret_cast<uintptr_t>(A + k * lda) + 16 * sizeof(float);
+        prefetch_lines(next, next + 1);
+      }
       V b[NV];
       for (int j = 0; j < NV; ++j) b[j] = S::load(B + k * ldb + 8 * j);
       for (int r = 0; r < R; ++r) {
@@ -1015,17 +1025,14 @@ CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_
       // prefetchers, and the weights have mostly left this core's cache since Adam wrote them.
       // Asking for every line the chunk will read, before it starts, lets those misses overlap
       // instead of coming one by one. (The forward's rows are whole filters, read in order, which
-      // the hardware prefetches itself.) Written out here, not as a function of its own: GCC
-      // treats a function that only prefetches as free of effects and drops the call.
+      // the hardware prefetches itself.)
       for (int64_t row = r0; row < r1;) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
         const int64_t c_end = std::min(g.C_g, c + (r1 - row));
         for (int64_t o = 0; o < g.C_out_g; ++o) {
           const T* filters = w + (grp * g.C_out_g + o) * g.C_g * 9;
-          const uintptr_t end = reinterpret_cast<uintptr_t>(filters + c_end * 9);
-          for (uintptr_t line = reinterpret_cast<uintptr_t>(filters + c * 9) & ~uintptr_t{63};
-               line < end; line += 64)
-            __builtin_prefetch(reinterpret_cast<const void*>(line));
+          prefetch_lines(reinterpret_cast<uintptr_t>(filters + c * 9),
+                         reinterpret_cast<uintptr_t>(filters + c_end * 9));
         }
         row += c_end - c;
       }
@@ -1771,8 +1778,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     // (OpenBLAS's small-matrix kernel, used over 8 pixels, reads it in place too).
     for (int64_t o = 0; o < g.C_out_g; ++o) {
       const uintptr_t row = reinterpret_cast<uintptr_t>(w_block + o * g.K_g);
-      for (uintptr_t line = row & ~uintptr_t{63}; line < row + nc * KK * sizeof(T); line += 64)
-        __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 2);
+      prefetch_lines<2>(row, row + nc * KK * sizeof(T));
     }
     for (int64_t t = blk * x_tiles.per_image; t < (blk + 1) * x_tiles.per_image; ++t) {
       const auto [r0, r1] = x_tiles.rows(t);
