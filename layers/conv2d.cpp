@@ -72,7 +72,8 @@
 //  - forward: chunks (group, tile, block of output channels). An im2col tile is a block of output
 //    rows of one image, or of whole small images, whose column matrix stays in L2; a Winograd tile
 //    block is a range of tile rows of the batch.
-//  - grad_input, Winograd: chunks (group, tile block, block of input channels).
+//  - grad_input, Winograd: chunks (group, tile block, block of input channels). F(2x2, 3x3) reads
+//    the forward's transformed filters, kept at small sizes (see winograd_rotated_point).
 //  - grad_input, col2im: chunks (image block, group, block of input channels). The chunk owns
 //    grad_x for those images and channels, so its col2im scatter races with no one.
 //  - grad_weight: chunks (group, block of input channels, block of output channels, range of the
@@ -970,6 +971,12 @@ constexpr int64_t kFilterBatch = 64;
 
 // u[xi][k] = (G f_k G^T)[xi] for the 3x3 filters f_k at f + k f_stride (rotated by 180 degrees when
 // kRotate), k < count. For F(2x2, 3x3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+//
+// F(2x2, 3x3)'s rows are summed as (f0 + f2) + f1 and (f0 + f2) - f1, which read the same with f0
+// and f2 swapped. Rotating f by 180 degrees reverses the order of its rows and of its columns, and
+// G J = P G, where J reverses three entries and P swaps the first and last of four; so the rotated
+// filter's transform is this one's with its rows and columns permuted by P, to the bit, and
+// grad_input reads the forward's U instead of transforming again (see winograd_rotated_point).
 template <int kM, bool kRotate, class T>
 void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
                          T* __restrict u, int64_t xi_stride) {
@@ -985,18 +992,20 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
     if constexpr (kM == 2) {
       KILN_INDEPENDENT_ITERATIONS
       for (int64_t k = 0; k < nk; ++k) {
-        // t = G f: rows f0, (f0 + f1 + f2) / 2, (f0 - f1 + f2) / 2, f2
+        // t = G f: rows f0, ((f0 + f2) + f1) / 2, ((f0 + f2) - f1) / 2, f2
         T t[4][3];
         for (int j = 0; j < 3; ++j) {
+          const T outer = s[j][k] + s[6 + j][k];
           t[0][j] = s[j][k];
-          t[1][j] = h * (s[j][k] + s[3 + j][k] + s[6 + j][k]);
-          t[2][j] = h * (s[j][k] - s[3 + j][k] + s[6 + j][k]);
+          t[1][j] = h * (outer + s[3 + j][k]);
+          t[2][j] = h * (outer - s[3 + j][k]);
           t[3][j] = s[6 + j][k];
         }
         for (int a = 0; a < 4; ++a) {  // t G^T, likewise on columns
+          const T outer = t[a][0] + t[a][2];
           uk[(4 * a + 0) * xi_stride + k] = t[a][0];
-          uk[(4 * a + 1) * xi_stride + k] = h * (t[a][0] + t[a][1] + t[a][2]);
-          uk[(4 * a + 2) * xi_stride + k] = h * (t[a][0] - t[a][1] + t[a][2]);
+          uk[(4 * a + 1) * xi_stride + k] = h * (outer + t[a][1]);
+          uk[(4 * a + 2) * xi_stride + k] = h * (outer - t[a][1]);
           uk[(4 * a + 3) * xi_stride + k] = t[a][2];
         }
       }
@@ -1010,14 +1019,18 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
   }
 }
 
-// The filters in the Winograd domain, U[xi][row][col]: for forward, rows o < C_out and cols
-// c < C/G from w[o, c]; for grad_input, rows c < C and cols o < C_out/G (within c's group) from
-// w[o, c] rotated by 180 degrees.
+// The filters in the Winograd domain, U[xi][row][col] with planes winograd_plane(rows, cols): for
+// forward, rows o < C_out and cols c < C/G from w[o, c]; for grad_input (F(4x4, 3x3) only, see
+// winograd_filter_row), rows c < C and cols o < C_out/G (within c's group) from w[o, c] rotated by
+// 180 degrees. Written to U, which holds winograd_filter_elems(g).
+int64_t winograd_filter_elems(const ConvGeometry& g) {
+  return winograd_points(g.winograd_m) * winograd_plane(g.C_out, g.C_g);
+}
+
 template <int kM, class T>
-CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+void winograd_filters_into(const ConvGeometry& g, const T* w, bool for_grad_input, T* U) {
   const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
-  CallBuffer<T> U = call_buffer<T>(kWinogradPoints<kM> * xi_stride);
   parallel_for(0, rows, grain_for(cols * 64, 1 << 16), [&](int64_t r0, int64_t r1) {
     if (for_grad_input) {
       // A chunk of grad_input rows (input channels c) reads the taps of those channels from all
@@ -1041,14 +1054,48 @@ CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_
       if (for_grad_input) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
         winograd_filter_row<kM, true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
-                                      U.get() + row * cols, xi_stride);
+                                      U + row * cols, xi_stride);
       } else {
-        winograd_filter_row<kM, false>(w + row * g.C_g * 9, 9, cols, U.get() + row * cols,
-                                       xi_stride);
+        winograd_filter_row<kM, false>(w + row * g.C_g * 9, 9, cols, U + row * cols, xi_stride);
       }
     }
   });
+}
+
+// The same into a buffer of the call's own.
+template <int kM, class T>
+CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+  CallBuffer<T> U = call_buffer<T>(winograd_filter_elems(g));
+  winograd_filters_into<kM>(g, w, for_grad_input, U.get());
   return U;
+}
+
+// F(2x2, 3x3)'s transform of a filter rotated by 180 degrees, at point xi = 4 a + b, is the
+// unrotated transform's at 4 P(a) + P(b), P swapping 0 and 3 (see winograd_filter_row).
+constexpr int64_t winograd_rotated_point(int64_t xi) {
+  constexpr int64_t P[4] = {3, 1, 2, 0};
+  return 4 * P[xi / 4] + P[xi % 4];
+}
+
+// The forward's transformed filters U, kept for F(2x2, 3x3)'s grad_input, which would otherwise
+// transform the weights again. Kept only while small, like V: 128 channels in and out at most.
+constexpr int64_t kSavedFilterMaxElems = int64_t{1} << 20;
+
+// What the forward keeps for the backward, in one tensor: V (input_elems, laid out as
+// saved_input_slot says), then U (filter_elems, laid out as winograd_filters writes it for the
+// forward). Either may be left out (0); with both left out, nothing is kept.
+struct SavedLayout {
+  int64_t input_elems = 0, filter_elems = 0;
+  int64_t total() const { return input_elems + filter_elems; }
+};
+
+SavedLayout saved_layout(const ConvGeometry& g) {
+  SavedLayout layout;
+  if (!g.winograd) return layout;
+  if (const int64_t v = saved_input_elems(g); v <= kSavedInputMaxElems) layout.input_elems = v;
+  if (const int64_t u = winograd_filter_elems(g); g.winograd_m == 2 && u <= kSavedFilterMaxElems)
+    layout.filter_elems = u;
+  return layout;
 }
 
 // even[k] = src[2k], odd[k] = src[2k + 1] for k < pairs (rows that do not overlap).
@@ -1470,15 +1517,18 @@ void winograd_filter_grad(const T* __restrict dU, int64_t no, int64_t nc, T* __r
 // x [N, C, H, W], w [C_out, C/G, KH, KW], b [C_out] or null -> y [N, C_out, OH, OW], contiguous.
 // Chunks are (group, tile, block of output channels); each writes its own part of y. A Winograd
 // tile block is a range of tile rows; otherwise RowTiles.
-// saved_V, when not null, receives V for the backward (see kSavedInputMaxElems).
+// saved_V and saved_U, when not null, receive V and U for the backward (see SavedLayout).
 template <int kM, class T>
 void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                      T* saved_V) {
+                      T* saved_V, T* saved_U) {
   constexpr int kPoints = kWinogradPoints<kM>;
   const WinogradTiles wt = winograd_tiles(g);
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
-  const CallBuffer<T> U = winograd_filters<kM>(g, w, /*for_grad_input=*/false);
+  const CallBuffer<T> own_U =
+      saved_U ? nullptr : winograd_filters<kM>(g, w, /*for_grad_input=*/false);
+  if (saved_U) winograd_filters_into<kM>(g, w, /*for_grad_input=*/false, saved_U);
+  const T* U = saved_U ? saved_U : own_U.get();
   parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t ob = k % o_blocks, blk = k / o_blocks % wt.blocks;
@@ -1497,8 +1547,8 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
       winograd_input<kM>(x, g.C, g.H, g.W, wt, grp * g.C_g, g.C_g, r0, r1, V);
       T* M = scratch<T>(kPacked, kPoints * m_plane);
       for (int64_t xi = 0; xi < kPoints; ++xi)
-        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U.get() + xi * u_plane + o0 * g.C_g,
-                       g.C_g, V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
+        gemm_serial<T>(false, false, no, tiles, g.C_g, T(1), U + xi * u_plane + o0 * g.C_g, g.C_g,
+                       V + xi * v_plane, tiles, T(0), M + xi * m_plane, tiles);
       winograd_output<kM>(M, no, wt, r0, r1, y, g.C_out, g.OH, g.OW, o0, b ? b + o0 : nullptr);
     }
   });
@@ -1506,10 +1556,11 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
 
 template <class T>
 void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                    T* saved_V = nullptr) {
+                    T* saved_V = nullptr, T* saved_U = nullptr) {
   if (g.winograd)
-    return with_tile_size(g.winograd_m,
-                          [&]<int kM>() { forward_winograd<kM>(g, x, w, b, y, saved_V); });
+    return with_tile_size(g.winograd_m, [&]<int kM>() {
+      forward_winograd<kM>(g, x, w, b, y, saved_V, saved_U);
+    });
   const RowTiles tiles(g.N, g.OH, g.OW, tile_pixels(g.K_g));
   const int64_t o_size = split_block(g.C_out_g, g.G * tiles.count);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
@@ -1606,10 +1657,11 @@ void forward_kernel(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 //   grad_input, Winograd (group, tile block, input-channel block) or col2im (image block, group,
 //   input-channel block);
 //   grad_bias (block of output channels).
-// saved_V, when not null, is the forward's transformed input (see kSavedInputMaxElems).
+// saved_V and saved_U, when not null, are the forward's transformed input and filters (see
+// SavedLayout).
 template <class T>
 void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w, T* gx, T* gw,
-                     T* gb, const T* saved_V = nullptr) {
+                     T* gb, const T* saved_V = nullptr, const T* saved_U = nullptr) {
   const int64_t KK = g.KK;
 
   // grad_input: the Winograd path tiles rows like forward; the col2im path gives each chunk whole
@@ -1622,11 +1674,13 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   const int64_t x_chunks = !gx         ? 0
                            : g.winograd ? g.G * wt.blocks * cx_blocks
                                         : x_tiles.blocks * g.G * cx_blocks;
-  const CallBuffer<T> U_grad =
-      !gx || !g.winograd ? nullptr
-                         : with_tile_size(g.winograd_m, [&]<int kM>() {
-                             return winograd_filters<kM>(g, w, /*for_grad_input=*/true);
-                           });
+  // grad_input's filters. F(2x2, 3x3) reads the forward's U, kept or transformed again here, at
+  // the rotated points and transposed; F(4x4, 3x3) transforms the rotated filters.
+  const CallBuffer<T> own_U =
+      !gx || !g.winograd || saved_U ? nullptr : with_tile_size(g.winograd_m, [&]<int kM>() {
+        return winograd_filters<kM>(g, w, /*for_grad_input=*/kM == 4);
+      });
+  const T* U_grad = saved_U ? saved_U : own_U.get();
 
   // grad_weight: chunks (group, input-channel block, output-channel block, range of tiles). With
   // one range a chunk owns its block of dW; with several, each range sums into its own partial
@@ -1829,15 +1883,25 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
     const int64_t tiles = (r1 - r0) * wt.TX;
     const int64_t c0 = grp * g.C_g + cb * cx_size;
     const int64_t nc = std::min(cx_size, g.C_g - cb * cx_size);
-    const int64_t u_plane = winograd_plane(g.C, g.C_out_g);
+    const int64_t u_plane = winograd_plane(g.C_out, g.C_g);  // = winograd_plane(C, C_out/G)
     const int64_t v_plane = winograd_plane(g.C_out_g, tiles), m_plane = winograd_plane(nc, tiles);
     T* V = scratch<T>(kCols, kPoints * v_plane);
     winograd_input<kM>(gy, g.C_out, g.OH, g.OW, wt, grp * g.C_out_g, g.C_out_g, r0, r1, V);
     T* M = scratch<T>(kPacked, kPoints * m_plane);
-    for (int64_t xi = 0; xi < kPoints; ++xi)
-      gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
-                     U_grad.get() + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane,
-                     tiles, T(0), M + xi * m_plane, tiles);
+    for (int64_t xi = 0; xi < kPoints; ++xi) {
+      if constexpr (kM == 2) {
+        // The rotated filters' U[xi][c][o] is the forward's U[rotated xi][o][c]: the group's rows
+        // o and the block's columns c, read transposed.
+        const T* u = U_grad + winograd_rotated_point(xi) * u_plane + grp * g.C_out_g * g.C_g +
+                     (c0 - grp * g.C_g);
+        gemm_serial<T>(true, false, nc, tiles, g.C_out_g, T(1), u, g.C_g, V + xi * v_plane, tiles,
+                       T(0), M + xi * m_plane, tiles);
+      } else {
+        gemm_serial<T>(false, false, nc, tiles, g.C_out_g, T(1),
+                       U_grad + xi * u_plane + c0 * g.C_out_g, g.C_out_g, V + xi * v_plane, tiles,
+                       T(0), M + xi * m_plane, tiles);
+      }
+    }
     winograd_output<kM>(M, nc, wt, r0, r1, gx, g.C, g.H, g.W, c0, static_cast<const T*>(nullptr));
   };
 
@@ -1893,24 +1957,22 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
 
 Shape output_shape(const ConvGeometry& g) { return {g.N, g.C_out, g.OH, g.OW}; }
 
-// saved_input, when not null, receives the transformed input for the backward, or an undefined
-// tensor when the layer keeps none (see kSavedInputMaxElems).
+// saved, when not null, receives the transforms kept for the backward, or an undefined tensor
+// when the layer keeps none (see SavedLayout).
 template <class Kernel>
 Tensor run_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
-                   const Conv2dParams& params, Tensor* saved_input, Kernel&& kernel) {
+                   const Conv2dParams& params, Tensor* saved, Kernel&& kernel) {
   const ConvGeometry g = check_conv2d(x_in, w_in, b_in, params);
   Tensor x = contiguous(x_in), w = contiguous(w_in);
   Tensor b = b_in.defined() ? contiguous(b_in) : Tensor();
   Tensor y = Tensor::empty(output_shape(g), x.dtype());
-  if (saved_input) {
-    const int64_t elems = saved_input_elems(g);
-    *saved_input = elems > 0 && elems <= kSavedInputMaxElems ? Tensor::empty({elems}, x.dtype())
-                                                             : Tensor();
-  }
+  const SavedLayout layout = saved ? saved_layout(g) : SavedLayout{};
+  if (saved) *saved = layout.total() > 0 ? Tensor::empty({layout.total()}, x.dtype()) : Tensor();
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
-    T* saved = saved_input && saved_input->defined() ? saved_input->data_ptr<T>() : nullptr;
+    T* kept = saved && saved->defined() ? saved->data_ptr<T>() : nullptr;
     kernel(g, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
-           y.data_ptr<T>(), saved);
+           y.data_ptr<T>(), layout.input_elems ? kept : nullptr,
+           layout.filter_elems ? kept + layout.input_elems : nullptr);
   });
   return y;
 }
@@ -1918,18 +1980,18 @@ Tensor run_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
 template <class Kernel>
 Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& w_in,
                          const Conv2dParams& params, bool need_x, bool need_w, bool need_b,
-                         const Tensor& saved_input, Kernel&& kernel) {
+                         const Tensor& saved, Kernel&& kernel) {
   const ConvGeometry g = check_conv2d(x_in, w_in, Tensor(), params);
   KILN_CHECK(gy_in.shape() == output_shape(g) && gy_in.dtype() == x_in.dtype(),
              "conv2d backward: expected grad_y ", output_shape(g), " of ", dtype_name(x_in.dtype()),
              " (input ", x_in.shape(), ", weight ", w_in.shape(), "), got ", gy_in.shape(), " of ",
              dtype_name(gy_in.dtype()));
-  KILN_CHECK(!saved_input.defined() ||
-                 (saved_input.numel() == saved_input_elems(g) &&
-                  saved_input.dtype() == x_in.dtype() && saved_input.is_contiguous()),
-             "conv2d backward: expected the saved input transform of this forward (",
-             saved_input_elems(g), " elements of ", dtype_name(x_in.dtype()), "), got ",
-             saved_input.shape(), " of ", dtype_name(saved_input.dtype()));
+  const SavedLayout layout = saved.defined() ? saved_layout(g) : SavedLayout{};
+  KILN_CHECK(!saved.defined() || (saved.numel() == layout.total() &&
+                                  saved.dtype() == x_in.dtype() && saved.is_contiguous()),
+             "conv2d backward: expected the saved transforms of this forward (", layout.total(),
+             " elements of ", dtype_name(x_in.dtype()), "), got ", saved.shape(), " of ",
+             dtype_name(saved.dtype()));
   Tensor gy = contiguous(gy_in), x = contiguous(x_in), w = contiguous(w_in);
   Conv2dGrads grads;
   if (need_x) grads.grad_x = Tensor::empty(x.shape(), x.dtype());
@@ -1937,9 +1999,10 @@ Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& 
   if (need_b) grads.grad_bias = Tensor::empty({g.C_out}, x.dtype());
   dispatch_floating(x.dtype(), "conv2d backward", [&]<class T>() {
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
+    const T* kept = saved.defined() ? saved.data_ptr<T>() : nullptr;
     kernel(g, gy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), ptr(grads.grad_x),
-           ptr(grads.grad_weight), ptr(grads.grad_bias),
-           saved_input.defined() ? saved_input.data_ptr<T>() : nullptr);
+           ptr(grads.grad_weight), ptr(grads.grad_bias), layout.input_elems ? kept : nullptr,
+           layout.filter_elems ? kept + layout.input_elems : nullptr);
   });
   return grads;
 }
@@ -1947,19 +2010,21 @@ Conv2dGrads run_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& 
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dParams& params, Tensor* saved_input) {
-  return run_forward(x, weight, bias, params, saved_input,
+                      const Conv2dParams& params, Tensor* saved) {
+  return run_forward(x, weight, bias, params, saved,
                      []<class T>(const ConvGeometry& g, const T* px, const T* pw, const T* pb,
-                                 T* py, T* saved) { forward_kernel<T>(g, px, pw, pb, py, saved); });
+                                 T* py, T* saved_V, T* saved_U) {
+                       forward_kernel<T>(g, px, pw, pb, py, saved_V, saved_U);
+                     });
 }
 
 Conv2dGrads conv2d_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                             const Conv2dParams& params, bool need_x, bool need_weight,
-                            bool need_bias, const Tensor& saved_input) {
-  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias, saved_input,
+                            bool need_bias, const Tensor& saved) {
+  return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias, saved,
                       []<class T>(const ConvGeometry& g, const T* gy, const T* px, const T* pw,
-                                  T* gx, T* gw, T* gb, const T* saved) {
-                        backward_kernel<T>(g, gy, px, pw, gx, gw, gb, saved);
+                                  T* gx, T* gw, T* gb, const T* saved_V, const T* saved_U) {
+                        backward_kernel<T>(g, gy, px, pw, gx, gw, gb, saved_V, saved_U);
                       });
 }
 
@@ -1967,7 +2032,7 @@ Tensor conv2d_forward_reference(const Tensor& x, const Tensor& weight, const Ten
                                 const Conv2dParams& params) {
   return run_forward(x, weight, bias, params, nullptr,
                      []<class T>(const ConvGeometry& g, const T* px, const T* pw, const T* pb,
-                                 T* py, T*) { reference_forward<T>(g, px, pw, pb, py); });
+                                 T* py, T*, T*) { reference_forward<T>(g, px, pw, pb, py); });
 }
 
 Conv2dGrads conv2d_backward_reference(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
@@ -1975,7 +2040,7 @@ Conv2dGrads conv2d_backward_reference(const Tensor& grad_y, const Tensor& x, con
                                       bool need_bias) {
   return run_backward(grad_y, x, weight, params, need_x, need_weight, need_bias, Tensor(),
                       []<class T>(const ConvGeometry& g, const T* gy, const T* px, const T* pw,
-                                  T* gx, T* gw, T* gb, const T*) {
+                                  T* gx, T* gw, T* gb, const T*, const T*) {
                         reference_backward<T>(g, gy, px, pw, gx, gw, gb);
                       });
 }
@@ -1991,11 +2056,13 @@ namespace {
 struct Conv2d : autograd::Function<Conv2d> {
   static Tensor forward(autograd::Context& ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, kernels::Conv2dParams params) {
-    // When dW is wanted, the forward keeps its Winograd transform of x for it (at tiny batches).
-    Tensor saved_input;
-    Tensor y = kernels::conv2d_forward(x, weight, bias, params,
-                                       ctx.needs_input_grad(1) ? &saved_input : nullptr);
-    ctx.save_for_backward({x, weight, saved_input});
+    // When a gradient is wanted, the forward keeps its Winograd transforms of x and the weights
+    // for the backward (at small sizes).
+    Tensor saved;
+    Tensor y = kernels::conv2d_forward(
+        x, weight, bias, params,
+        ctx.needs_input_grad(0) || ctx.needs_input_grad(1) ? &saved : nullptr);
+    ctx.save_for_backward({x, weight, saved});
     ctx.saved_data["params"] = params;
     return y;
   }

@@ -35,17 +35,17 @@ struct Conv2dGrads {
 
 /// x [N, C, H, W], weight [C_out, C/G, KH, KW], bias [C_out] (or undefined), one floating dtype.
 /// Returns y [N, C_out, OH, OW]. Parallel over fixed output tiles; bit-identical at any thread
-/// count. When saved_input is not null, it receives what conv2d_backward can reuse for
-/// grad_weight instead of computing it again (the Winograd transform of x, kept at small sizes),
-/// or an undefined tensor.
+/// count. When saved is not null, it receives what conv2d_backward can reuse instead of computing
+/// it again (the Winograd transforms of x and of the weights, kept at small sizes), or an
+/// undefined tensor.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dParams& params, Tensor* saved_input = nullptr);
+                      const Conv2dParams& params, Tensor* saved = nullptr);
 /// grad_y [N, C_out, OH, OW] -> the gradients asked for by the flags (the others stay undefined).
-/// saved_input is what conv2d_forward gave for the same x, weight and params, or undefined; the
-/// result is the same to the bit either way.
+/// saved is what conv2d_forward gave for the same x, weight and params, or undefined; the result
+/// is the same to the bit either way.
 Conv2dGrads conv2d_backward(const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                             const Conv2dParams& params, bool need_x, bool need_weight,
-                            bool need_bias, const Tensor& saved_input = Tensor());
+                            bool need_bias, const Tensor& saved = Tensor());
 
 /// conv2d_forward() as plain loops over every term of the sum, accumulated in double: slow,
 /// obviously right, and the oracle the fast kernels are tested against.

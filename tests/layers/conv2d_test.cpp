@@ -205,10 +205,11 @@ TEST_CASE("conv2d: forward and backward are bit-identical at 1 and 2 threads") {
   set_num_threads(before);
 }
 
-TEST_CASE("conv2d: grad_weight from the forward's kept input transform has the same bits") {
-  // Winograd layers small enough for the forward to keep V = B^T x B: F(2x2, 3x3) with few tiles;
-  // two groups on odd sizes; F(4x4, 3x3); 272 input channels, which grad_weight splits into two
-  // blocks, each reading its part of V; and in f64.
+TEST_CASE("conv2d: gradients from the forward's kept transforms have the same bits") {
+  // Winograd layers small enough for the forward to keep V = B^T x B for grad_weight, and for
+  // F(2x2, 3x3) U = G w G^T for grad_input: F(2x2, 3x3) with few tiles; two groups on odd sizes;
+  // F(4x4, 3x3), which keeps only V; 272 input channels, which grad_weight splits into two
+  // blocks, each reading its part of V; U alone (V too large); V alone (U too large); and in f64.
   struct KeptCase {
     ConvCase c;
     DType dtype;
@@ -217,6 +218,8 @@ TEST_CASE("conv2d: grad_weight from the forward's kept input transform has the s
                                       {{3, 32, 37, 29, 40, 3, 1, 1, 1, 2, true}, DType::f32},
                                       {{4, 64, 32, 32, 64, 3, 1, 1, 1, 1, false}, DType::f32},
                                       {{3, 272, 16, 16, 16, 3, 1, 1, 1, 1, true}, DType::f32},
+                                      {{16, 32, 32, 32, 32, 3, 1, 1, 1, 1, false}, DType::f32},
+                                      {{2, 288, 16, 16, 288, 3, 1, 1, 1, 1, true}, DType::f32},
                                       {{2, 32, 8, 8, 32, 3, 1, 1, 1, 1, true}, DType::f64}};
   REQUIRE(takes_winograd_4x4(kept[2].c));
   for (const auto& [c, dtype] : kept) {
@@ -257,7 +260,7 @@ TEST_CASE("conv2d: grad_weight from the forward's kept input transform has the s
   const std::string message = error_text([&] {
     kernels::conv2d_backward(y, x, w, params_of(c), true, true, false, Tensor::zeros({7}));
   });
-  CHECK_THAT(message, Catch::Contains("expected the saved input transform of this forward (" +
+  CHECK_THAT(message, Catch::Contains("expected the saved transforms of this forward (" +
                                       std::to_string(saved.numel()) + " elements of f32), got [7]"));
 }
 
