@@ -1027,12 +1027,14 @@ int64_t winograd_filter_elems(const ConvGeometry& g) {
   return winograd_points(g.winograd_m) * winograd_plane(g.C_out, g.C_g);
 }
 
-template <int kM, class T>
-void winograd_filters_into(const ConvGeometry& g, const T* w, bool for_grad_input, T* U) {
-  const int64_t rows = for_grad_input ? g.C : g.C_out, cols = for_grad_input ? g.C_out_g : g.C_g;
+template <int kM, bool kForGradInput, class T>
+void winograd_filters_into(const ConvGeometry& g, const T* w, T* U) {
+  static_assert(kM == 4 || !kForGradInput,
+                "F(2x2, 3x3)'s grad_input reads the forward's filters (see winograd_rotated_point)");
+  const int64_t rows = kForGradInput ? g.C : g.C_out, cols = kForGradInput ? g.C_out_g : g.C_g;
   const int64_t xi_stride = winograd_plane(rows, cols);
   parallel_for(0, rows, grain_for(cols * 64, 1 << 16), [&](int64_t r0, int64_t r1) {
-    if (for_grad_input) {
+    if constexpr (kForGradInput) {
       // A chunk of grad_input rows (input channels c) reads the taps of those channels from all
       // C_out/G filters of their group, C/G x 9 elements apart: too far apart for the hardware
       // prefetchers, and the weights have mostly left this core's cache since Adam wrote them.
@@ -1051,7 +1053,7 @@ void winograd_filters_into(const ConvGeometry& g, const T* w, bool for_grad_inpu
       }
     }
     for (int64_t row = r0; row < r1; ++row) {
-      if (for_grad_input) {
+      if constexpr (kForGradInput) {
         const int64_t grp = row / g.C_g, c = row - grp * g.C_g;
         winograd_filter_row<kM, true>(w + (grp * g.C_out_g * g.C_g + c) * 9, g.C_g * 9, cols,
                                       U + row * cols, xi_stride);
@@ -1063,10 +1065,10 @@ void winograd_filters_into(const ConvGeometry& g, const T* w, bool for_grad_inpu
 }
 
 // The same into a buffer of the call's own.
-template <int kM, class T>
-CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w, bool for_grad_input) {
+template <int kM, bool kForGradInput, class T>
+CallBuffer<T> winograd_filters(const ConvGeometry& g, const T* w) {
   CallBuffer<T> U = call_buffer<T>(winograd_filter_elems(g));
-  winograd_filters_into<kM>(g, w, for_grad_input, U.get());
+  winograd_filters_into<kM, kForGradInput>(g, w, U.get());
   return U;
 }
 
@@ -1526,8 +1528,8 @@ void forward_winograd(const ConvGeometry& g, const T* x, const T* w, const T* b,
   const int64_t o_size = split_block(g.C_out_g, g.G * wt.blocks);
   const int64_t o_blocks = ceil_div(g.C_out_g, o_size);
   const CallBuffer<T> own_U =
-      saved_U ? nullptr : winograd_filters<kM>(g, w, /*for_grad_input=*/false);
-  if (saved_U) winograd_filters_into<kM>(g, w, /*for_grad_input=*/false, saved_U);
+      saved_U ? nullptr : winograd_filters<kM, /*kForGradInput=*/false>(g, w);
+  if (saved_U) winograd_filters_into<kM, /*kForGradInput=*/false>(g, w, saved_U);
   const T* U = saved_U ? saved_U : own_U.get();
   parallel_for(0, g.G * wt.blocks * o_blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
@@ -1678,7 +1680,7 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
   // the rotated points and transposed; F(4x4, 3x3) transforms the rotated filters.
   const CallBuffer<T> own_U =
       !gx || !g.winograd || saved_U ? nullptr : with_tile_size(g.winograd_m, [&]<int kM>() {
-        return winograd_filters<kM>(g, w, /*for_grad_input=*/kM == 4);
+        return winograd_filters<kM, /*kForGradInput=*/kM == 4>(g, w);
       });
   const T* U_grad = saved_U ? saved_U : own_U.get();
 
