@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <map>
 #include <sstream>
 #include <string>
@@ -63,11 +65,17 @@ inline double relative_error(const Tensor& a, const Tensor& b) {
   return scale > 0 ? diff / scale : diff;
 }
 
-/// REQUIREs bit-identical values and equal shapes and dtypes.
+/// REQUIREs bit-identical values and equal shapes and dtypes. Compared as bits, not with ==, so
+/// that +0 and -0 differ and a NaN equals a NaN of the same bits.
 inline void require_equal(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
   REQUIRE(a.dtype() == b.dtype());
-  REQUIRE(a.to_vector<double>() == b.to_vector<double>());
+  const std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  std::vector<uint64_t> bits_a(va.size()), bits_b(vb.size());
+  if (!va.empty()) std::memcpy(bits_a.data(), va.data(), va.size() * sizeof(double));
+  if (!vb.empty()) std::memcpy(bits_b.data(), vb.data(), vb.size() * sizeof(double));
+  if (bits_a != bits_b) REQUIRE(va == vb);  // prints the values when they differ as numbers
+  REQUIRE(bits_a == bits_b);
 }
 
 /// The text of the kiln::Error that fn throws ("" when it throws nothing).
