@@ -36,8 +36,18 @@
 // above use g. The arithmetic is that of the two ops in turn, so the bits are too; what goes is a
 // pass over the activations each way, and the tensor between the two. nn::Sequential runs a
 // GroupNorm followed by a ReLU this way.
+//
+// ---- Fused ReLU and 2x2 max pooling -------------------------------------------------------------
+// group_norm_relu_max_pool2d(x) = max_pool2d(relu(group_norm(x)), 2) for x [N, C, H, W]: each chunk
+// pools the planes it has just normalized, while they are in its cache, and the backward sends
+// each window's gradient to the element the forward picked (found again in the saved ReLU output
+// r, see pool_kernels.h) before the two passes above. The pooling is MaxPool2d's own plane kernel,
+// so the bits are those of the three ops in turn; what goes is the pooling's parallel loop each way
+// (and its pass over data the other thread wrote), and its int64 indices. nn::Sequential runs a
+// GroupNorm, a ReLU and a MaxPool2d(2) this way.
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/norm_kernels.h>
+#include <kiln/layers/pool_kernels.h>
 
 #include <cmath>
 #include <vector>
@@ -52,18 +62,32 @@ namespace kiln::nn {
 
 namespace {
 
-// The [N, G, K, S] view of a normalization, and where gamma/beta index (c = g*K + k).
+// The [N, G, K, S] view of a normalization, and where gamma/beta index (c = g*K + k). With
+// pool_w > 0 (GroupNorm-ReLU-MaxPool2d), each channel's S values are a pool_h x pool_w plane that
+// the op also max-pools 2x2 into pooled_plane() values.
 struct NormGeometry {
   int64_t N, G, K, S;
+  int64_t pool_h = 0, pool_w = 0;
   int64_t group_size() const { return K * S; }
+  bool pooled() const { return pool_w > 0; }
+  int64_t pooled_plane() const { return (pool_h / 2) * (pool_w / 2); }
 };
+
+// A thread's buffer of at least n elements, kept between calls; one per kSlot.
+template <class T, int kSlot = 0>
+T* thread_scratch(int64_t n) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
 
 // ---- forward kernel ------------------------------------------------------------------------------
 // x, y [N, G, K, S] contiguous; gamma, beta [G*K] or null; mean, rstd [N, G] (double).
-// With relu, y = max(normalized, 0).
+// With relu, y = max(normalized, 0). When d.pooled(), pooled [N, G, K, pooled_plane()] gets the
+// 2x2 max pooling of each channel's plane of y.
 template <class T>
 void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry& d, double eps,
-                  bool relu, T* y, double* mean_out, double* rstd_out) {
+                  bool relu, T* y, double* mean_out, double* rstd_out, T* pooled = nullptr) {
   const int64_t M = d.group_size();
   parallel_for(0, d.N * d.G, grain_for(2 * M), [&](int64_t begin, int64_t end) {
     for (int64_t ng = begin; ng < end; ++ng) {
@@ -87,6 +111,11 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
         const double scale = rstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
         norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S, relu);
+        if (pooled)
+          pool_kernels::max_pool_2x2_plane<false>(yg + k * d.S, d.pool_w, d.pool_h / 2,
+                                                  d.pool_w / 2,
+                                                  pooled + (ng * d.K + k) * d.pooled_plane(),
+                                                  static_cast<int64_t*>(nullptr));
       }
     }
   });
@@ -95,7 +124,8 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
 // ---- backward kernel -----------------------------------------------------------------------------
 // x, dy, dx [N, G, K, S]; gamma [G*K] or null; mean, rstd [N, G];
 // db_per_sample, dc_per_sample [N, G*K] scratch (double); dgamma, dbeta [G*K] or null.
-// relu_y [N, G, K, S] or null: the fused ReLU's output, dy being the gradient at it.
+// relu_y [N, G, K, S] or null: the fused ReLU's output, dy being the gradient at it. When
+// d.pooled(), dy is instead the gradient at the pooled output [N, G, K, pooled_plane()].
 template <class T>
 void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, const double* mean,
                    const double* rstd, const NormGeometry& d, T* dx, T* dgamma, T* dbeta,
@@ -106,9 +136,20 @@ void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, con
     for (int64_t ng = begin; ng < end; ++ng) {
       const int64_t n = ng / d.G, g = ng % d.G;
       const T* xg = x + ng * M;
-      const T* dyg = dy + ng * M;
       T* dxg = dx ? dx + ng * M : nullptr;
       const T* rg = relu_y ? relu_y + ng * M : nullptr;
+      const T* dyg = dy + ng * M;
+      if (d.pooled()) {  // the gradient at r: each window's at the element the pooling picked
+        T* grad_r = thread_scratch<T>(M);
+        T* window_max = thread_scratch<T, 1>(d.pooled_plane());
+        int64_t* window_at = thread_scratch<int64_t>(d.pooled_plane());
+        for (int64_t k = 0; k < d.K; ++k)
+          pool_kernels::max_pool_2x2_plane_backward(rg + k * d.S,
+                                                    dy + (ng * d.K + k) * d.pooled_plane(),
+                                                    d.pool_h, d.pool_w, grad_r + k * d.S,
+                                                    window_max, window_at);
+        dyg = grad_r;
+      }
       const double mu = mean[ng], r = rstd[ng];
       // Pass 1: db_k = sum_s g, dc_k = sum_s g (x - mu); and the group sums of gamma-weighted terms.
       double sum_gamma_db = 0, sum_gamma_dc = 0;
@@ -161,25 +202,30 @@ void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, con
 
 struct GroupNormalize : autograd::Function<GroupNormalize> {
   // x any shape whose contiguous layout is [N, G, K, S]; weight, bias [G*K] elements or undefined.
-  // With relu, returns relu(group_norm(x)) (see Fused ReLU above).
+  // With relu, returns relu(group_norm(x)) (see Fused ReLU above); when d.pooled() as well, x is
+  // [N, C, pool_h, pool_w] and the result is its 2x2 max pooling [N, C, pool_h / 2, pool_w / 2].
   static Tensor forward(autograd::Context& ctx, const Tensor& x_in, const Tensor& weight,
                         const Tensor& bias, NormGeometry d, double eps, bool relu) {
     Tensor x = kernels::contiguous(x_in);
     Tensor w = weight.defined() ? kernels::contiguous(kernels::to_dtype(weight, x.dtype())) : Tensor();
     Tensor b = bias.defined() ? kernels::contiguous(kernels::to_dtype(bias, x.dtype())) : Tensor();
     Tensor y = Tensor::empty(x.shape(), x.dtype());
+    Tensor pooled = d.pooled() ? Tensor::empty({d.N, d.G * d.K, d.pool_h / 2, d.pool_w / 2},
+                                               x.dtype())
+                               : Tensor();
     Tensor mean = Tensor::empty({d.N, d.G}, DType::f64);
     Tensor rstd = Tensor::empty({d.N, d.G}, DType::f64);
     dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
       norm_forward<T>(x.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
                       b.defined() ? b.data_ptr<T>() : nullptr, d, eps, relu, y.data_ptr<T>(),
-                      mean.data_ptr<double>(), rstd.data_ptr<double>());
+                      mean.data_ptr<double>(), rstd.data_ptr<double>(),
+                      d.pooled() ? pooled.data_ptr<T>() : nullptr);
     });
     if (relu) ctx.save_for_backward({x, w, mean, rstd, y});
     else ctx.save_for_backward({x, w, mean, rstd});
     ctx.saved_data["geometry"] = d;
     ctx.saved_data["weight_shape"] = weight.defined() ? weight.shape() : Shape{};
-    return y;
+    return d.pooled() ? pooled : y;
   }
 
   static std::vector<Tensor> backward(autograd::Context& ctx, const std::vector<Tensor>& grads) {
@@ -228,7 +274,7 @@ namespace functional {
 namespace {
 
 Tensor group_norm_op(const char* op, const Tensor& x, int64_t groups, const Tensor& weight,
-                     const Tensor& bias, double eps, bool relu) {
+                     const Tensor& bias, double eps, bool relu, bool pool = false) {
   KILN_CHECK(x.dim() >= 2, op, ": expected an input [N, C, *] with at least 2 dims, got ",
              x.shape());
   KILN_CHECK(is_floating(x.dtype()), op, ": expected a floating input, got ",
@@ -241,7 +287,15 @@ Tensor group_norm_op(const char* op, const Tensor& x, int64_t groups, const Tens
   check_affine(op, weight, "weight", {C});
   check_affine(op, bias, "bias", {C});
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  return GroupNormalize::apply(x, weight, bias, NormGeometry{N, groups, C / groups, S}, eps, relu);
+  NormGeometry d{N, groups, C / groups, S};
+  if (pool) {
+    KILN_CHECK(x.dim() == 4 && x.shape()[2] >= 2 && x.shape()[3] >= 2, op,
+               ": expected an input [N, C, H, W] with H and W at least 2 (the pooling's 2x2"
+               " window), got ", x.shape());
+    d.pool_h = x.shape()[2];
+    d.pool_w = x.shape()[3];
+  }
+  return GroupNormalize::apply(x, weight, bias, d, eps, relu);
 }
 
 }  // namespace
@@ -253,6 +307,12 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
 Tensor group_norm_relu(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
                        double eps) {
   return group_norm_op("group_norm_relu", x, groups, weight, bias, eps, /*relu=*/true);
+}
+
+Tensor group_norm_relu_max_pool2d(const Tensor& x, int64_t groups, const Tensor& weight,
+                                  const Tensor& bias, double eps) {
+  return group_norm_op("group_norm_relu_max_pool2d", x, groups, weight, bias, eps, /*relu=*/true,
+                       /*pool=*/true);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
@@ -316,6 +376,11 @@ Tensor GroupNorm::forward(const Tensor& x) {
 Tensor GroupNorm::forward_relu(const Tensor& x) {
   check_group_norm_input(x, num_channels);
   return functional::group_norm_relu(x, num_groups, weight, bias, eps);
+}
+
+Tensor GroupNorm::forward_relu_max_pool2d(const Tensor& x) {
+  check_group_norm_input(x, num_channels);
+  return functional::group_norm_relu_max_pool2d(x, num_groups, weight, bias, eps);
 }
 
 std::string GroupNorm::extra_repr() const {

@@ -22,6 +22,10 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor
 /// relu(group_norm(x, ...)) as one op, with the same bits and one pass fewer each way.
 Tensor group_norm_relu(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
                        const Tensor& bias = Tensor(), double eps = 1e-5);
+/// max_pool2d(relu(group_norm(x, ...)), 2) as one op, with the same bits: x [N, C, H, W] ->
+/// [N, C, H / 2, W / 2], H and W at least 2.
+Tensor group_norm_relu_max_pool2d(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
+                                  const Tensor& bias = Tensor(), double eps = 1e-5);
 /// x [*, normalized_shape] -> same; weight, bias of normalized_shape (either may be undefined).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
@@ -40,6 +44,9 @@ class GroupNorm : public Module {
   /// relu(forward(x)) in one op (functional::group_norm_relu); nn::Sequential calls it for a
   /// GroupNorm followed by a ReLU.
   Tensor forward_relu(const Tensor& x);
+  /// max_pool2d(relu(forward(x)), 2) in one op (functional::group_norm_relu_max_pool2d);
+  /// nn::Sequential calls it for a GroupNorm, a ReLU and a MaxPool2d(2) in a row, on 4-D inputs.
+  Tensor forward_relu_max_pool2d(const Tensor& x);
   std::string extra_repr() const override;
 
   /// G, the number of groups.

@@ -24,6 +24,7 @@
 #include <kiln/autograd/ops.h>
 #include <kiln/core/parallel.h>
 #include <kiln/core/views.h>
+#include <kiln/layers/pool_kernels.h>
 
 namespace kiln::kernels {
 
@@ -50,44 +51,6 @@ void for_each_plane(const Planes& p, int64_t reads_per_plane, Fn&& fn) {
                });
 }
 
-// MaxPool2d with 2x2 windows, stride 2 and no padding (every VGG block ends with one): one
-// plane, as the general loop computes it, but with selects instead of branches. On activations the
-// comparisons are coin tosses, and a mispredicted branch per element cost more than the rest of
-// the kernel. With the sizes in locals GCC vectorizes the loop (AVX-512 with KILN_NATIVE): one
-// forward on 2x32x32x32 takes 5.8 us against 32 us for the scalar loop. Rows shorter than a
-// vector (OW <= 4) run the scalar remainder.
-//   in: [H, W]; out, idx: [OH, OW] with OH = H / 2, OW = W / 2
-template <class T>
-void max_pool_2x2_plane(const T* in, T* out, int64_t* idx, const Planes& p) {
-  // The sizes live in locals: read through p, they might alias the index stores (both int64_t),
-  // and GCC would reload them for every element.
-  const int64_t W = p.W, OH = p.OH, OW = p.OW;
-  for (int64_t i = 0; i < OH; ++i) {
-    const T* __restrict row0 = in + 2 * i * W;
-    const T* __restrict row1 = row0 + W;
-    T* __restrict y = out + i * OW;
-    int64_t* __restrict at = idx + i * OW;
-    const int64_t row_start = 2 * i * W;
-    for (int64_t j = 0; j < OW; ++j) {
-      // Scan order a, b / c, d; strict > keeps the first maximum, a NaN always wins.
-      T best = row0[2 * j];
-      int64_t offset = 0;  // 0 a, 1 b, W c, W + 1 d
-      const T b = row0[2 * j + 1], c = row1[2 * j], d = row1[2 * j + 1];
-      bool take = (b > best) | (b != b);
-      best = take ? b : best;
-      offset = take ? 1 : offset;
-      take = (c > best) | (c != c);
-      best = take ? c : best;
-      offset = take ? W : offset;
-      take = (d > best) | (d != d);
-      best = take ? d : best;
-      offset = take ? W + 1 : offset;
-      y[j] = best;
-      at[j] = row_start + 2 * j + offset;
-    }
-  }
-}
-
 }  // namespace
 
 // 2. Forward kernels.
@@ -108,7 +71,7 @@ MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g) {
       T* out = py + plane * p.OH * p.OW;
       int64_t* idx = pi + plane * p.OH * p.OW;
       if (two_by_two) {
-        max_pool_2x2_plane(in, out, idx, p);
+        nn::pool_kernels::max_pool_2x2_plane<true>(in, p.W, p.OH, p.OW, out, idx);
         return;
       }
       for (int64_t i = 0; i < p.OH; ++i) {

@@ -6,6 +6,7 @@
 #include <kiln/layers/activation.h>
 #include <kiln/layers/batch_norm.h>
 #include <kiln/layers/group_norm.h>
+#include <kiln/layers/pooling.h>
 
 namespace kiln::nn {
 
@@ -36,6 +37,18 @@ Tensor forward_relu(Module& norm, const Tensor& x) {
   return static_cast<BatchNorm&>(norm).forward_relu(x);
 }
 
+// A GroupNorm, a ReLU and a MaxPool2d(2) (2x2 windows, stride 2, no padding) run as one op too,
+// GroupNorm::forward_relu_max_pool2d, on [N, C, H, W] inputs the pooling accepts.
+bool fuses_relu_max_pool(const Module& norm, const Module& relu, const Module& pool,
+                         const Tensor& x) {
+  if (typeid(norm) != typeid(GroupNorm) || typeid(relu) != typeid(ReLU) ||
+      typeid(pool) != typeid(MaxPool2d))
+    return false;
+  const auto& p = static_cast<const MaxPool2d&>(pool);
+  return p.kernel_size == 2 && p.stride == 2 && p.padding == 0 && x.dim() == 4 &&
+         x.size(2) >= 2 && x.size(3) >= 2;
+}
+
 }  // namespace
 
 Tensor Sequential::forward(const Tensor& input) {
@@ -43,6 +56,12 @@ Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (size_t i = 0; i < children.size(); ++i) {
     Module& module = *children[i].second;
+    if (i + 2 < children.size() &&
+        fuses_relu_max_pool(module, *children[i + 1].second, *children[i + 2].second, x)) {
+      x = static_cast<GroupNorm&>(module).forward_relu_max_pool2d(x);
+      i += 2;
+      continue;
+    }
     if (i + 1 < children.size() && has_fused_relu(module) &&
         typeid(*children[i + 1].second) == typeid(ReLU)) {
       x = forward_relu(module, x);

@@ -271,6 +271,78 @@ TEST_CASE("group_norm_relu has the bits of relu(group_norm)", "[layers][group_no
   }
 }
 
+TEST_CASE("group_norm_relu_max_pool2d gradcheck in float64", "[layers][group_norm][fused]") {
+  manual_seed(14);
+  // Even and odd planes (an odd last row or column is in no window), one and several channels a
+  // group. The input is spread out so that no window holds a near-tie that a step of gradcheck
+  // could flip.
+  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
+           {{2, 6, 4, 2}, 3}, {{1, 4, 3, 5}, 2}, {{2, 2, 2, 3}, 2}}) {
+    INFO("shape " << shape_str(shape) << " groups " << groups);
+    Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
+    Tensor w = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    Tensor b = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    REQUIRE(autograd::gradcheck(
+        [groups](const std::vector<Tensor>& in) {
+          return nn::functional::group_norm_relu_max_pool2d(in[0], groups, in[1], in[2], 1e-5);
+        },
+        {x, w, b}));
+  }
+}
+
+TEST_CASE("group_norm_relu_max_pool2d has the bits of max_pool2d(relu(group_norm))",
+          "[layers][group_norm][fused]") {
+  manual_seed(15);
+  // Planes of 2x2 up to 32x32, odd sizes (3x5, 7x7), and groups of 1 to 8 channels. The bias
+  // shifts some channels so that whole windows are cut to 0, where the first element must take
+  // the gradient, as MaxPool2d's backward gives it.
+  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
+           {{2, 4, 2, 2}, 2}, {{3, 6, 3, 5}, 3}, {{2, 8, 7, 7}, 1}, {{2, 16, 8, 8}, 4},
+           {{2, 32, 32, 32}, 32}, {{1, 256, 4, 4}, 32}}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      INFO("shape " << shape_str(shape) << " groups " << groups << " dtype " << dtype_name(dtype));
+      const int64_t C = shape[1];
+      Tensor x = Tensor::randn(shape, dtype) * 3.0 + 0.5;
+      Tensor w = Tensor::randn({C}, dtype), b = Tensor::randn({C}, dtype);
+      Tensor g = Tensor::randn({shape[0], C, shape[2] / 2, shape[3] / 2}, dtype);
+      auto fused = norm_results(
+          [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+            return nn::functional::group_norm_relu_max_pool2d(xi, groups, wi, bi);
+          },
+          x, w, b, g);
+      auto apart = norm_results(
+          [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+            return nn::functional::max_pool2d(relu(nn::functional::group_norm(xi, groups, wi, bi)),
+                                              2);
+          },
+          x, w, b, g);
+      for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+    }
+  }
+  SECTION("a NaN, a window of ties and a -0 gradient give the same bits too") {
+    // Channel 0 holds a NaN, which spreads over its group; channel 1 is constant, so it
+    // normalizes to 0 and its window is four ties, of which the first takes the gradient.
+    Tensor x0 = Tensor::from_vector(std::vector<float>{1, NAN, 3, 4, 5, 5, 5, 5}, {1, 2, 2, 2});
+    Tensor g = Tensor::from_vector(std::vector<float>{-0.0f, 2.0f}, {1, 2, 1, 1});
+    auto run = [&](bool fused) {
+      Tensor x = x0.clone().requires_grad_();
+      Tensor y = fused ? nn::functional::group_norm_relu_max_pool2d(x, 2)
+                       : nn::functional::max_pool2d(relu(nn::functional::group_norm(x, 2)), 2);
+      y.backward(g);
+      return std::vector<Tensor>{y, x.grad()};
+    };
+    auto fused = run(true), apart = run(false);
+    for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
+  }
+  SECTION("inputs it cannot pool are refused, naming the shape") {
+    REQUIRE_THROWS_WITH(nn::functional::group_norm_relu_max_pool2d(Tensor::randn({2, 4, 1, 6}), 2),
+                        Catch::Contains("expected an input [N, C, H, W] with H and W at least 2") &&
+                            Catch::Contains("[2, 4, 1, 6]"));
+    REQUIRE_THROWS_WITH(nn::functional::group_norm_relu_max_pool2d(Tensor::randn({2, 4, 6}), 2),
+                        Catch::Contains("[2, 4, 6]"));
+  }
+}
+
 namespace {
 // A GroupNorm whose forward is its own: Sequential must call it, not fuse around it.
 struct DoubledGroupNorm : nn::GroupNorm {
@@ -305,6 +377,41 @@ TEST_CASE("Sequential fuses GroupNorm and ReLU with the same bits", "[layers][gr
   auto fused = run(true), apart = run(false);
   for (size_t i = 0; i < fused.size(); ++i) kiln::testing::require_equal(fused[i], apart[i]);
 
+  SECTION("with a MaxPool2d(2) after the ReLU, the three run as one op") {
+    auto pool = std::make_shared<nn::MaxPool2d>(2);
+    nn::Sequential pooled_net(conv, gn, relu_module, pool, std::make_shared<nn::Flatten>());
+    Tensor gp = Tensor::randn({2, 8 * 9});
+    auto run_pooled = [&](bool through_sequential) {
+      pooled_net.zero_grad();
+      Tensor x = x0.clone().requires_grad_();
+      Tensor y = through_sequential
+                     ? pooled_net.forward(x)
+                     : pooled_net[4]->forward(pool->forward(
+                           relu_module->forward(gn->forward(conv->forward(x)))));
+      y.backward(gp);
+      return std::vector<Tensor>{y, x.grad(), conv->weight.grad(), gn->weight.grad(),
+                                 gn->bias.grad()};
+    };
+    auto fused_pooled = run_pooled(true), apart_pooled = run_pooled(false);
+    for (size_t i = 0; i < fused_pooled.size(); ++i)
+      kiln::testing::require_equal(fused_pooled[i], apart_pooled[i]);
+    // The pooled output comes from the norm's node, not from a MaxPool2d of its own.
+    Tensor x = x0.clone().requires_grad_();
+    Tensor y = nn::Sequential(conv, gn, relu_module, pool).forward(x);
+    REQUIRE(y.grad_fn()->name() == "GroupNormalizeBackward");
+    REQUIRE(pool->forward(relu_module->forward(gn->forward(conv->forward(x)))).grad_fn()->name() ==
+            "MaxPool2dBackward");
+  }
+  SECTION("other poolings after the ReLU run on their own") {
+    // stride 1 and padding 1 are not the fused 2x2 pooling: Sequential must run them as given.
+    for (auto options : {nn::Pool2dOptions{.stride = 1}, nn::Pool2dOptions{.padding = 1}}) {
+      auto pool = std::make_shared<nn::MaxPool2d>(2, options);
+      nn::Sequential other(gn, relu_module, pool);
+      Tensor x = Tensor::randn({2, 8, 5, 5});
+      kiln::testing::require_equal(other.forward(x),
+                                   pool->forward(relu_module->forward(gn->forward(x))));
+    }
+  }
   SECTION("a subclass keeps its own forward") {
     auto doubled = std::make_shared<DoubledGroupNorm>(4, 8);
     nn::Sequential with_subclass(doubled, std::make_shared<nn::ReLU>());
