@@ -39,12 +39,12 @@
 //
 // ---- Fused ReLU and 2x2 max pooling -------------------------------------------------------------
 // group_norm_relu_max_pool2d(x) = max_pool2d(relu(group_norm(x)), 2) for x [N, C, H, W]: each chunk
-// pools the planes it has just normalized, while they are in its cache, and the backward sends
-// each window's gradient to the element the forward picked (found again in the saved ReLU output
-// r, see pool_kernels.h) before the two passes above. The pooling is MaxPool2d's own plane kernel,
-// so the bits are those of the three ops in turn; what goes is the pooling's parallel loop each way
-// (and its pass over data the other thread wrote), and its int64 indices. nn::Sequential runs a
-// GroupNorm, a ReLU and a MaxPool2d(2) this way.
+// pools the planes it has just normalized, while they are in its cache, saving each window's
+// argmax as MaxPool2d does, and the backward first sends each window's gradient to its argmax
+// (0 + g, into zeros, as MaxPool2d's backward adds it) and then makes the two passes above. The
+// pooling is MaxPool2d's own plane kernel (pool_kernels.h), so the bits are those of the three
+// ops in turn; what goes is the pooling's parallel loop each way, with its pass over data the
+// other thread wrote. nn::Sequential runs a GroupNorm, a ReLU and a MaxPool2d(2) this way.
 #include <kiln/layers/group_norm.h>
 #include <kiln/layers/norm_kernels.h>
 #include <kiln/layers/pool_kernels.h>
@@ -73,8 +73,8 @@ struct NormGeometry {
   int64_t pooled_plane() const { return (pool_h / 2) * (pool_w / 2); }
 };
 
-// A thread's buffer of at least n elements, kept between calls; one per kSlot.
-template <class T, int kSlot = 0>
+// A thread's buffer of at least n elements, kept between calls.
+template <class T>
 T* thread_scratch(int64_t n) {
   thread_local std::vector<T> buffer;
   if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
@@ -83,11 +83,13 @@ T* thread_scratch(int64_t n) {
 
 // ---- forward kernel ------------------------------------------------------------------------------
 // x, y [N, G, K, S] contiguous; gamma, beta [G*K] or null; mean, rstd [N, G] (double).
-// With relu, y = max(normalized, 0). When d.pooled(), pooled [N, G, K, pooled_plane()] gets the
-// 2x2 max pooling of each channel's plane of y.
+// With relu, y = max(normalized, 0). When d.pooled(), pooled and pooled_at [N, G, K,
+// pooled_plane()] get the 2x2 max pooling of each channel's plane of y, and its argmax within
+// the plane.
 template <class T>
 void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry& d, double eps,
-                  bool relu, T* y, double* mean_out, double* rstd_out, T* pooled = nullptr) {
+                  bool relu, T* y, double* mean_out, double* rstd_out, T* pooled = nullptr,
+                  int64_t* pooled_at = nullptr) {
   const int64_t M = d.group_size();
   parallel_for(0, d.N * d.G, grain_for(2 * M), [&](int64_t begin, int64_t end) {
     for (int64_t ng = begin; ng < end; ++ng) {
@@ -112,10 +114,10 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
         norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S, relu);
         if (pooled)
-          pool_kernels::max_pool_2x2_plane<false>(yg + k * d.S, d.pool_w, d.pool_h / 2,
-                                                  d.pool_w / 2,
-                                                  pooled + (ng * d.K + k) * d.pooled_plane(),
-                                                  static_cast<int64_t*>(nullptr));
+          pool_kernels::max_pool_2x2_plane<true>(yg + k * d.S, d.pool_w, d.pool_h / 2,
+                                                 d.pool_w / 2,
+                                                 pooled + (ng * d.K + k) * d.pooled_plane(),
+                                                 pooled_at + (ng * d.K + k) * d.pooled_plane());
       }
     }
   });
@@ -125,11 +127,13 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
 // x, dy, dx [N, G, K, S]; gamma [G*K] or null; mean, rstd [N, G];
 // db_per_sample, dc_per_sample [N, G*K] scratch (double); dgamma, dbeta [G*K] or null.
 // relu_y [N, G, K, S] or null: the fused ReLU's output, dy being the gradient at it. When
-// d.pooled(), dy is instead the gradient at the pooled output [N, G, K, pooled_plane()].
+// d.pooled(), dy is instead the gradient at the pooled output, and pooled_at the forward's argmax,
+// both [N, G, K, pooled_plane()].
 template <class T>
 void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, const double* mean,
                    const double* rstd, const NormGeometry& d, T* dx, T* dgamma, T* dbeta,
-                   double* db_per_sample, double* dc_per_sample) {
+                   double* db_per_sample, double* dc_per_sample,
+                   const int64_t* pooled_at = nullptr) {
   const int64_t M = d.group_size();
   const int64_t C = d.G * d.K;
   parallel_for(0, d.N * d.G, grain_for(3 * M), [&](int64_t begin, int64_t end) {
@@ -139,15 +143,16 @@ void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, con
       T* dxg = dx ? dx + ng * M : nullptr;
       const T* rg = relu_y ? relu_y + ng * M : nullptr;
       const T* dyg = dy + ng * M;
-      if (d.pooled()) {  // the gradient at r: each window's at the element the pooling picked
+      if (d.pooled()) {  // the gradient at r: each window's at its argmax, 0 elsewhere
         T* grad_r = thread_scratch<T>(M);
-        T* window_max = thread_scratch<T, 1>(d.pooled_plane());
-        int64_t* window_at = thread_scratch<int64_t>(d.pooled_plane());
-        for (int64_t k = 0; k < d.K; ++k)
-          pool_kernels::max_pool_2x2_plane_backward(rg + k * d.S,
-                                                    dy + (ng * d.K + k) * d.pooled_plane(),
-                                                    d.pool_h, d.pool_w, grad_r + k * d.S,
-                                                    window_max, window_at);
+        const int64_t P = d.pooled_plane();
+        std::fill(grad_r, grad_r + M, T(0));
+        for (int64_t k = 0; k < d.K; ++k) {
+          const T* gp = dy + (ng * d.K + k) * P;
+          const int64_t* at = pooled_at + (ng * d.K + k) * P;
+          T* gr = grad_r + k * d.S;
+          for (int64_t o = 0; o < P; ++o) gr[at[o]] = T(0) + gp[o];
+        }
         dyg = grad_r;
       }
       const double mu = mean[ng], r = rstd[ng];
@@ -213,15 +218,18 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
     Tensor pooled = d.pooled() ? Tensor::empty({d.N, d.G * d.K, d.pool_h / 2, d.pool_w / 2},
                                                x.dtype())
                                : Tensor();
+    Tensor pooled_at = d.pooled() ? Tensor::empty(pooled.shape(), DType::i64) : Tensor();
     Tensor mean = Tensor::empty({d.N, d.G}, DType::f64);
     Tensor rstd = Tensor::empty({d.N, d.G}, DType::f64);
     dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
       norm_forward<T>(x.data_ptr<T>(), w.defined() ? w.data_ptr<T>() : nullptr,
                       b.defined() ? b.data_ptr<T>() : nullptr, d, eps, relu, y.data_ptr<T>(),
                       mean.data_ptr<double>(), rstd.data_ptr<double>(),
-                      d.pooled() ? pooled.data_ptr<T>() : nullptr);
+                      d.pooled() ? pooled.data_ptr<T>() : nullptr,
+                      d.pooled() ? pooled_at.data_ptr<int64_t>() : nullptr);
     });
-    if (relu) ctx.save_for_backward({x, w, mean, rstd, y});
+    if (d.pooled()) ctx.save_for_backward({x, w, mean, rstd, y, pooled_at});
+    else if (relu) ctx.save_for_backward({x, w, mean, rstd, y});
     else ctx.save_for_backward({x, w, mean, rstd});
     ctx.saved_data["geometry"] = d;
     ctx.saved_data["weight_shape"] = weight.defined() ? weight.shape() : Shape{};
@@ -232,6 +240,7 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
     auto saved = ctx.saved();
     const Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
     const Tensor relu_y = saved.size() > 4 ? saved[4] : Tensor();
+    const Tensor pooled_at = saved.size() > 5 ? saved[5] : Tensor();
     const auto d = std::any_cast<NormGeometry>(ctx.saved_data["geometry"]);
     const auto weight_shape = std::any_cast<Shape>(ctx.saved_data["weight_shape"]);
     Tensor dy = kernels::contiguous(grads[0]);
@@ -248,7 +257,8 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
                        w.defined() ? w.data_ptr<T>() : nullptr,
                        mean.data_ptr<double>(), rstd.data_ptr<double>(), d,
                        need_x ? dx.data_ptr<T>() : nullptr, need_w ? dw.data_ptr<T>() : nullptr,
-                       need_b ? db.data_ptr<T>() : nullptr, db_scratch.data(), dc_scratch.data());
+                       need_b ? db.data_ptr<T>() : nullptr, db_scratch.data(), dc_scratch.data(),
+                       pooled_at.defined() ? pooled_at.data_ptr<int64_t>() : nullptr);
     });
     if (need_w) dw = kernels::view(dw, weight_shape);
     if (need_b) db = kernels::view(db, weight_shape);

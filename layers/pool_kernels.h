@@ -1,6 +1,6 @@
 // The 2x2, stride-2 max pooling of one plane, shared by MaxPool2d (pooling.cpp) and the
 // GroupNorm-ReLU-MaxPool2d fusion (group_norm.cpp), so that both pick the same element of every
-// window and their bits agree.
+// window and their bits agree. Both backwards send each window's gradient to the saved argmax.
 //
 // A plane is [H, W]; it pools into [OH, OW] = [H / 2, W / 2] (floor: an odd last row or column
 // is in no window). Window (i, j) holds a = in[2i][2j], b = in[2i][2j + 1], c = in[2i + 1][2j] and
@@ -44,20 +44,6 @@ void max_pool_2x2_plane(const T* in, int64_t W, int64_t OH, int64_t OW, T* out, 
       if constexpr (kIndices) at[j] = row_start + 2 * j + offset;
     }
   }
-}
-
-// The gradient at the input of the pooling, from the gradient at its output and the plane it
-// pooled: each window's gradient goes to the element the forward picked, found again by the
-// forward's own loop (into the scratch rows max and at), and every other element gets 0. Written
-// as 0 + g, as MaxPool2d's backward adds g into zeros.
-//   in, grad_in [H, W]; grad_out, max, at [H / 2, W / 2]
-template <class T>
-void max_pool_2x2_plane_backward(const T* in, const T* grad_out, int64_t H, int64_t W, T* grad_in,
-                                 T* max, int64_t* at) {
-  const int64_t OH = H / 2, OW = W / 2;
-  max_pool_2x2_plane<true>(in, W, OH, OW, max, at);
-  for (int64_t e = 0; e < H * W; ++e) grad_in[e] = T(0);
-  for (int64_t o = 0; o < OH * OW; ++o) grad_in[at[o]] = T(0) + grad_out[o];
 }
 
 }  // namespace kiln::nn::pool_kernels
