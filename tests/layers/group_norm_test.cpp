@@ -203,20 +203,31 @@ TEST_CASE("GroupNorm is bit-identical at 1 and 2 threads", "[layers][group_norm]
   for (size_t i = 0; i < one.size(); ++i) kiln::testing::require_equal(one[i], two[i]);
 }
 
-TEST_CASE("group_norm_relu gradcheck in float64", "[layers][group_norm][fused]") {
-  manual_seed(11);
-  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
-           {{2, 6, 2, 3}, 3}, {{1, 4, 3, 1}, 1}, {{3, 2, 5}, 2}}) {
+namespace {
+
+// gradcheck in float64 of a fused GroupNorm op(x, groups, weight, bias, eps), for each (shape of
+// x, groups), on inputs spread out so that no step of gradcheck crosses a ReLU's kink or flips a
+// pooling window's pick.
+template <class Op>
+void gradcheck_fused_norm(Op op, const std::vector<std::pair<Shape, int64_t>>& cases) {
+  for (auto [shape, groups] : cases) {
     INFO("shape " << shape_str(shape) << " groups " << groups);
     Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
     Tensor w = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
     Tensor b = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
+    const int64_t g = groups;
     REQUIRE(autograd::gradcheck(
-        [groups](const std::vector<Tensor>& in) {
-          return nn::functional::group_norm_relu(in[0], groups, in[1], in[2], 1e-5);
-        },
+        [&op, g](const std::vector<Tensor>& in) { return op(in[0], g, in[1], in[2], 1e-5); },
         {x, w, b}));
   }
+}
+
+}  // namespace
+
+TEST_CASE("group_norm_relu gradcheck in float64", "[layers][group_norm][fused]") {
+  manual_seed(11);
+  gradcheck_fused_norm(nn::functional::group_norm_relu,
+                       {{{2, 6, 2, 3}, 3}, {{1, 4, 3, 1}, 1}, {{3, 2, 5}, 2}});
 }
 
 namespace {
@@ -274,20 +285,9 @@ TEST_CASE("group_norm_relu has the bits of relu(group_norm)", "[layers][group_no
 TEST_CASE("group_norm_relu_max_pool2d gradcheck in float64", "[layers][group_norm][fused]") {
   manual_seed(14);
   // Even and odd planes (an odd last row or column is in no window), one and several channels a
-  // group. The input is spread out so that no window holds a near-tie that a step of gradcheck
-  // could flip.
-  for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
-           {{2, 6, 4, 2}, 3}, {{1, 4, 3, 5}, 2}, {{2, 2, 2, 3}, 2}}) {
-    INFO("shape " << shape_str(shape) << " groups " << groups);
-    Tensor x = (Tensor::randn(shape, DType::f64) * 2.0 + 1.0).requires_grad_();
-    Tensor w = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
-    Tensor b = Tensor::randn({shape[1]}, DType::f64).requires_grad_();
-    REQUIRE(autograd::gradcheck(
-        [groups](const std::vector<Tensor>& in) {
-          return nn::functional::group_norm_relu_max_pool2d(in[0], groups, in[1], in[2], 1e-5);
-        },
-        {x, w, b}));
-  }
+  // group.
+  gradcheck_fused_norm(nn::functional::group_norm_relu_max_pool2d,
+                       {{{2, 6, 4, 2}, 3}, {{1, 4, 3, 5}, 2}, {{2, 2, 2, 3}, 2}});
 }
 
 TEST_CASE("group_norm_relu_max_pool2d has the bits of max_pool2d(relu(group_norm))",
