@@ -49,6 +49,7 @@
 #include <kiln/layers/norm_kernels.h>
 #include <kiln/layers/pool_kernels.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -114,10 +115,9 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
         norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S, relu);
         if (pooled)
-          pool_kernels::max_pool_2x2_plane<true>(yg + k * d.S, d.pool_w, d.pool_h / 2,
-                                                 d.pool_w / 2,
-                                                 pooled + (ng * d.K + k) * d.pooled_plane(),
-                                                 pooled_at + (ng * d.K + k) * d.pooled_plane());
+          pool_kernels::max_pool_2x2_plane(yg + k * d.S, d.pool_w, d.pool_h / 2, d.pool_w / 2,
+                                           pooled + (ng * d.K + k) * d.pooled_plane(),
+                                           pooled_at + (ng * d.K + k) * d.pooled_plane());
       }
     }
   });

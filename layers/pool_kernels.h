@@ -12,20 +12,19 @@
 
 namespace kiln::nn::pool_kernels {
 
-// out[i][j] = max of window (i, j); with kIndices, idx[i][j] = the argmax h W + w within the
-// plane. With selects instead of branches: on activations the comparisons are coin tosses, and a
+// out[i][j] = max of window (i, j), and idx[i][j] = its argmax h W + w within the plane. With selects instead of branches: on activations the comparisons are coin tosses, and a
 // mispredicted branch per element cost more than the rest of the kernel. With the sizes in
 // locals GCC vectorizes the loop (AVX-512 with KILN_NATIVE): one forward on 2x32x32x32 takes
 // 5.8 us against 32 us for a scalar loop. Rows shorter than a vector (OW <= 4) run the scalar
 // remainder.
 //   in [H, W] (only its first 2 OH rows and 2 OW columns are read); out, idx [OH, OW]
-template <bool kIndices, class T>
+template <class T>
 void max_pool_2x2_plane(const T* in, int64_t W, int64_t OH, int64_t OW, T* out, int64_t* idx) {
   for (int64_t i = 0; i < OH; ++i) {
     const T* __restrict row0 = in + 2 * i * W;
     const T* __restrict row1 = row0 + W;
     T* __restrict y = out + i * OW;
-    int64_t* __restrict at = kIndices ? idx + i * OW : nullptr;
+    int64_t* __restrict at = idx + i * OW;
     const int64_t row_start = 2 * i * W;
     for (int64_t j = 0; j < OW; ++j) {
       T best = row0[2 * j];
@@ -41,7 +40,7 @@ void max_pool_2x2_plane(const T* in, int64_t W, int64_t OH, int64_t OW, T* out, 
       best = take ? d : best;
       offset = take ? W + 1 : offset;
       y[j] = best;
-      if constexpr (kIndices) at[j] = row_start + 2 * j + offset;
+      at[j] = row_start + 2 * j + offset;
     }
   }
 }

@@ -71,7 +71,7 @@ MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g) {
       T* out = py + plane * p.OH * p.OW;
       int64_t* idx = pi + plane * p.OH * p.OW;
       if (two_by_two) {
-        nn::pool_kernels::max_pool_2x2_plane<true>(in, p.W, p.OH, p.OW, out, idx);
+        nn::pool_kernels::max_pool_2x2_plane(in, p.W, p.OH, p.OW, out, idx);
         return;
       }
       for (int64_t i = 0; i < p.OH; ++i) {
