@@ -74,14 +74,6 @@ struct NormGeometry {
   int64_t pooled_plane() const { return (pool_h / 2) * (pool_w / 2); }
 };
 
-// A thread's buffer of at least n elements, kept between calls.
-template <class T>
-T* thread_scratch(int64_t n) {
-  thread_local std::vector<T> buffer;
-  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
-
 // ---- forward kernel ------------------------------------------------------------------------------
 // x, y [N, G, K, S] contiguous; gamma, beta [G*K] or null; mean, rstd [N, G] (double).
 // With relu, y = max(normalized, 0). When d.pooled(), pooled and pooled_at [N, G, K,
@@ -128,12 +120,12 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
 // db_per_sample, dc_per_sample [N, G*K] scratch (double); dgamma, dbeta [G*K] or null.
 // relu_y [N, G, K, S] or null: the fused ReLU's output, dy being the gradient at it. When
 // d.pooled(), dy is instead the gradient at the pooled output, and pooled_at the forward's argmax,
-// both [N, G, K, pooled_plane()].
+// both [N, G, K, pooled_plane()]; grad_r [N, G, K, S] is scratch for the gradient at relu_y.
 template <class T>
 void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, const double* mean,
                    const double* rstd, const NormGeometry& d, T* dx, T* dgamma, T* dbeta,
                    double* db_per_sample, double* dc_per_sample,
-                   const int64_t* pooled_at = nullptr) {
+                   const int64_t* pooled_at = nullptr, T* grad_r = nullptr) {
   const int64_t M = d.group_size();
   const int64_t C = d.G * d.K;
   parallel_for(0, d.N * d.G, grain_for(3 * M), [&](int64_t begin, int64_t end) {
@@ -144,16 +136,16 @@ void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, con
       const T* rg = relu_y ? relu_y + ng * M : nullptr;
       const T* dyg = dy + ng * M;
       if (d.pooled()) {  // the gradient at r: each window's at its argmax, 0 elsewhere
-        T* grad_r = thread_scratch<T>(M);
+        T* grad_rg = grad_r + ng * M;
         const int64_t P = d.pooled_plane();
-        std::fill(grad_r, grad_r + M, T(0));
+        std::fill(grad_rg, grad_rg + M, T(0));
         for (int64_t k = 0; k < d.K; ++k) {
           const T* gp = dy + (ng * d.K + k) * P;
           const int64_t* at = pooled_at + (ng * d.K + k) * P;
-          T* gr = grad_r + k * d.S;
+          T* gr = grad_rg + k * d.S;
           for (int64_t o = 0; o < P; ++o) gr[at[o]] = T(0) + gp[o];
         }
-        dyg = grad_r;
+        dyg = grad_rg;
       }
       const double mu = mean[ng], r = rstd[ng];
       // Pass 1: db_k = sum_s g, dc_k = sum_s g (x - mu); and the group sums of gamma-weighted terms.
@@ -251,6 +243,7 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
     Tensor db = need_b ? Tensor::empty({d.G * d.K}, x.dtype()) : Tensor();
     std::vector<double> db_scratch(static_cast<size_t>(d.N * d.G * d.K));
     std::vector<double> dc_scratch(db_scratch.size());
+    Tensor grad_r = pooled_at.defined() ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
     dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
       norm_backward<T>(x.data_ptr<T>(), dy.data_ptr<T>(),
                        relu_y.defined() ? relu_y.data_ptr<T>() : nullptr,
@@ -258,7 +251,8 @@ struct GroupNormalize : autograd::Function<GroupNormalize> {
                        mean.data_ptr<double>(), rstd.data_ptr<double>(), d,
                        need_x ? dx.data_ptr<T>() : nullptr, need_w ? dw.data_ptr<T>() : nullptr,
                        need_b ? db.data_ptr<T>() : nullptr, db_scratch.data(), dc_scratch.data(),
-                       pooled_at.defined() ? pooled_at.data_ptr<int64_t>() : nullptr);
+                       pooled_at.defined() ? pooled_at.data_ptr<int64_t>() : nullptr,
+                       grad_r.defined() ? grad_r.data_ptr<T>() : nullptr);
     });
     if (need_w) dw = kernels::view(dw, weight_shape);
     if (need_b) db = kernels::view(db, weight_shape);
