@@ -458,9 +458,11 @@ void gather_or_zero(const T* __restrict plane, const int64_t* __restrict offsets
     const __m512i at = _mm512_loadu_si512(offsets + q);
     const __mmask8 inside = _mm512_cmpge_epi64_mask(at, zero);
     if constexpr (std::is_same_v<T, float>)
-      _mm256_storeu_ps(dst + q, _mm512_mask_i64gather_ps(_mm256_setzero_ps(), inside, at, plane, 4));
+      _mm256_storeu_ps(dst + q,
+                       _mm512_mask_i64gather_ps(_mm256_setzero_ps(), inside, at, plane, 4));
     else
-      _mm512_storeu_pd(dst + q, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), inside, at, plane, 8));
+      _mm512_storeu_pd(dst + q,
+                       _mm512_mask_i64gather_pd(_mm512_setzero_pd(), inside, at, plane, 8));
   }
 #endif
   for (; q < count; ++q) {
@@ -620,8 +622,8 @@ void unpack_rows(const T* buf, T* t, int64_t Ct, int64_t OH, int64_t OW, int64_t
 // The fmas are explicit intrinsics: left to itself, GCC splits some multiply-add chains into a
 // multiply and an add (as it tunes for some CPUs), which rounds twice.
 
-// Pixels up to which grad_weight uses gemm_nt_short_k, and forward gemm_short_n (for pixel
-// counts that are multiples of 8).
+// Pixels up to which grad_weight uses gemm_nt_short_k (see short_k_limit), and forward
+// gemm_short_n (for pixel counts that are multiples of 8).
 constexpr int64_t kShortK = 16;
 constexpr int64_t kShortN = 32;
 // The fewest pixels for which grad_input uses gemm_short_n too (see use_short_n_transposed).
@@ -679,12 +681,25 @@ struct Simd<double> {
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
 };
 
-// C[m, n] = sum_{k < K} A[m, k] B[n, k], K <= kShortK (one block): A [M, K] (leading dim lda),
-// B [N, K] (ldb), C [M, N] (ldc). bt is scratch for B^T [K, N]. Blocks of 4 rows x 4 vectors of C.
+// The most pixels for which grad_weight takes gemm_nt_short_k: kShortK, or 32 for f32 with
+// AVX-512, whose 512-bit vectors let four loads and four broadcasts feed 16 multiply-adds of 16
+// lanes, where OpenBLAS would pack both operands of a product of K = 32. An element is one fma
+// chain over the pixels either way, as OpenBLAS sums under 400, so the bits are the same
+// (2x128x4x4 -> 256 backward 0.435 to 0.406 ms at 1 thread).
 template <class T>
+constexpr int64_t short_k_limit() {
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) return 2 * kShortK;
+#endif
+  return kShortK;
+}
+
+// C[m, n] = sum_{k < K} A[m, k] B[n, k], K <= short_k_limit (one block): A [M, K] (leading dim
+// lda), B [N, K] (ldb), C [M, N] (ldc). bt is scratch for B^T [K, N]. Blocks of 4 rows x 4
+// vectors of C.
+template <class T, class S = Simd<T>>
 void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                      int64_t ldb, T* C, int64_t ldc, T* __restrict bt) {
-  using S = Simd<T>;
   using V = typename S::V;
   constexpr int64_t kRows = 4, kVecs = 4, kWidth = kVecs * S::kLanes;
   for (int64_t n = 0; n < N; ++n)
@@ -1788,9 +1803,14 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       const T beta = t == t0 ? T(0) : T(1);
 #ifdef KILN_SMALL_PRODUCTS
       // A range of one short tile (a whole batch of few pixels): written once, see above.
-      if (t1 - t0 == 1 && pixels <= kShortK) {
-        gemm_nt_short_k<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g,
-                           scratch<T>(kAccum, pixels * nc * KK));
+      if (t1 - t0 == 1 && pixels <= short_k_limit<T>()) {
+        T* bt = scratch<T>(kAccum, pixels * nc * KK);
+#ifdef __AVX512F__
+        if constexpr (std::is_same_v<T, float>)
+          gemm_nt_short_k<T, Simd512>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g, bt);
+        else
+#endif
+          gemm_nt_short_k<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g, bt);
         continue;
       }
 #endif

@@ -86,7 +86,8 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {2, 80, 2, 2, 12, 3, 1, 1, 1, 1, true},
       // Its short-N kernel on 24 and 32 pixels, forward and (A transposed) grad_input: blocks of 6
       // and 8 rows (4 without AVX-512) with rows left over, and K = 648, 720 and (grad_input) 330
-      // summed in a block of 320 and the rest in two.
+      // summed in a block of 320 and the rest in two. With AVX-512, f32 grad_weight runs its
+      // short-K kernel here too, in 512-bit vectors.
       {6, 72, 2, 2, 15, 3, 1, 1, 1, 1, false},   {2, 80, 4, 4, 13, 3, 1, 1, 1, 1, true},
       {2, 16, 4, 4, 330, 3, 1, 1, 1, 1, false},
       // Winograd F(4x4, 3x3): odd heights and widths (edge tiles of 1 to 3 pixels), long tile
