@@ -657,7 +657,8 @@ struct Simd<float> {
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
 };
 #ifdef __AVX512F__
-// One 512-bit vector of floats, for the products whose rows are 16 or 32 columns wide.
+// One 512-bit vector of floats, for the small products with AVX-512 (gemm_short_n over 32
+// columns, gemm_nt_short_k in f32).
 struct Simd512 {
   using V = __m512;
   static constexpr int64_t kLanes = 16;
@@ -683,9 +684,10 @@ struct Simd<double> {
 
 // The most pixels for which grad_weight takes gemm_nt_short_k: kShortK, or 32 for f32 with
 // AVX-512, whose 512-bit vectors let four loads and four broadcasts feed 16 multiply-adds of 16
-// lanes, where OpenBLAS would pack both operands of a product of K = 32. An element is one fma
-// chain over the pixels either way, as OpenBLAS sums under 400, so the bits are the same
-// (2x128x4x4 -> 256 backward 0.435 to 0.406 ms at 1 thread).
+// lanes, where OpenBLAS would pack both operands of a product of K = 32 (2x128x4x4 -> 256
+// backward 0.435 to 0.406 ms at 1 thread). An element is one fma chain over the pixels, as
+// OpenBLAS's sgemm sums under K = 400, so the layers of vgg8 and vgg16 kept their bits; its
+// small-matrix kernel, which it takes for some narrow shapes, may sum otherwise.
 template <class T>
 constexpr int64_t short_k_limit() {
 #ifdef __AVX512F__
@@ -738,9 +740,9 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
     }
 }
 
-// C[r, L j + l] += sum_k A[r, k] B[k, L j + l] for r < R, j < NV, l < L, with L = S::kLanes (8 or
-// 16); A[r, k] at A + r lda + k,
-// or at A + k lda + r when kTransA; B with leading dim ldb, C ldc; K in blocks as described above.
+// C[r, L j + l] += sum_k A[r, k] B[k, L j + l] for r < R, j < NV, l < L, L = S::kLanes (8 or 16);
+// A[r, k] at A + r lda + k, or at A + k lda + r when kTransA; B with leading dim ldb, C ldc; K in
+// blocks as described above.
 // The R x NV vectors of a block's sums stay in registers.
 // Read transposed, the block's A is a column of K elements lda apart: a stride the hardware
 // prefetchers do not follow, over a weight matrix that is mostly out of this core's cache. Each
