@@ -696,12 +696,17 @@ constexpr int64_t short_k_limit() {
   return kShortK;
 }
 
+// The input channels a Winograd grad_weight chunk must cover, a multiple of this, to take
+// gemm_nt_short_k (its blocks are 4 vectors of 16 wide).
+constexpr int64_t kWinogradShortKChannels = 64;
+
 // C[m, n] = sum_{k < K} A[m, k] B[n, k], K <= short_k_limit (one block): A [M, K] (leading dim
 // lda), B [N, K] (ldb), C [M, N] (ldc). bt is scratch for B^T [K, N]. Blocks of 4 rows x 4
-// vectors of C.
+// vectors of C. With accumulate, C[m, n] += that sum (one add of the finished chain, as a GEMM
+// with beta = 1 adds it).
 template <class T, class S = Simd<T>>
 void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                     int64_t ldb, T* C, int64_t ldc, T* __restrict bt) {
+                     int64_t ldb, T* C, int64_t ldc, T* __restrict bt, bool accumulate = false) {
   using V = typename S::V;
   constexpr int64_t kRows = 4, kVecs = 4, kWidth = kVecs * S::kLanes;
   for (int64_t n = 0; n < N; ++n)
@@ -722,21 +727,25 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
         }
       }
       for (int64_t r = 0; r < kRows; ++r)
-        for (int64_t j = 0; j < kVecs; ++j)
-          S::store(C + (m0 + r) * ldc + n0 + j * S::kLanes, acc[r][j]);
+        for (int64_t j = 0; j < kVecs; ++j) {
+          T* c = C + (m0 + r) * ldc + n0 + j * S::kLanes;
+          S::store(c, accumulate ? S::add(S::load(c), acc[r][j]) : acc[r][j]);
+        }
     }
     for (int64_t r = 0; r < kRows; ++r)  // the columns past the last block
       for (int64_t n = n0; n < N; ++n) {
         T sum = T(0);
         for (int64_t k = 0; k < K; ++k) sum = std::fma(A[(m0 + r) * lda + k], bt[k * N + n], sum);
-        C[(m0 + r) * ldc + n] = sum;
+        T& c = C[(m0 + r) * ldc + n];
+        c = accumulate ? c + sum : sum;
       }
   }
   for (; m0 < M; ++m0)  // the rows past the last block
     for (int64_t n = 0; n < N; ++n) {
       T sum = T(0);
       for (int64_t k = 0; k < K; ++k) sum = std::fma(A[m0 * lda + k], bt[k * N + n], sum);
-      C[m0 * ldc + n] = sum;
+      T& c = C[m0 * ldc + n];
+      c = accumulate ? c + sum : sum;
     }
 }
 
@@ -1861,6 +1870,21 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
       }
       T* D = scratch<T>(kPacked, kPoints * d_plane);
       winograd_grad_output<kM>(gy, g.C_out, g.OH, g.OW, wt, o0, no, r0, r1, D);
+#if defined(KILN_SMALL_PRODUCTS) && defined(__AVX512F__)
+      // Over a block of at most 32 tiles (8x8 maps at batch 2), OpenBLAS ran these rank-`tiles`
+      // updates of dU through its general path, packing both operands every time.
+      // gemm_nt_short_k keeps each element's chain in registers and adds it to dU once, as
+      // OpenBLAS does, so the bits are the same. Only over whole blocks of 64 input channels: on
+      // the 32-channel layers OpenBLAS was faster.
+      if constexpr (std::is_same_v<T, float>)
+        if (tiles <= short_k_limit<T>() && nc % kWinogradShortKChannels == 0) {
+          T* bt = scratch<T>(kStage, tiles * nc);
+          for (int64_t xi = 0; xi < kPoints; ++xi)
+            gemm_nt_short_k<T, Simd512>(no, nc, tiles, D + xi * d_plane, tiles, V + xi * v_plane,
+                                        tiles, dU + xi * u_plane, nc, bt, blk != b0);
+          continue;
+        }
+#endif
       for (int64_t xi = 0; xi < kPoints; ++xi)
         gemm_serial<T>(false, true, no, nc, tiles, T(1), D + xi * d_plane, tiles, V + xi * v_plane,
                        tiles, blk == b0 ? T(0) : T(1), dU + xi * u_plane, nc);

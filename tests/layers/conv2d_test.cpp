@@ -77,6 +77,9 @@ TEST_CASE("conv2d: the fast kernels equal the reference loops on odd sizes") {
       {1, 17, 37, 23, 17, 3, 1, 1, 1, 1, true},  {2, 34, 16, 21, 34, 3, 1, 1, 1, 2, true},
       {3, 16, 2, 33, 16, 3, 1, 1, 1, 1, false},  {17, 16, 1, 1, 16, 3, 1, 1, 1, 1, true},
       {1, 16, 64, 17, 20, 3, 1, 1, 1, 1, true},  {5, 16, 13, 11, 16, 3, 1, 1, 1, 1, true},
+      // Blocks of 8 tiles over 64 input channels, as vgg8's 8x8 layers at batch 2: with AVX-512,
+      // f32 grad_weight sums them in gemm_nt_short_k (4 blocks added in turn; rows left over).
+      {2, 64, 8, 8, 70, 3, 1, 1, 1, 1, true},
       // At most 16 pixels in the batch, so grad_weight runs its short-K kernel (blocks of 4 rows
       // and 4 vectors, with rows and columns left over, groups, whole blocks only) and the forward
       // its short-N kernel on 8 or 16 pixels (blocks of 8 rows and rows left over, no bias, and
