@@ -749,6 +749,20 @@ void gemm_nt_short_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, c
     }
 }
 
+// gemm_nt_short_k in the vectors that go with short_k_limit: 512-bit for f32 with AVX-512.
+template <class T>
+void gemm_nt_short_k_widest(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                            int64_t ldb, T* C, int64_t ldc, T* __restrict bt,
+                            bool accumulate = false) {
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    gemm_nt_short_k<T, Simd512>(M, N, K, A, lda, B, ldb, C, ldc, bt, accumulate);
+    return;
+  }
+#endif
+  gemm_nt_short_k<T>(M, N, K, A, lda, B, ldb, C, ldc, bt, accumulate);
+}
+
 // C[r, L j + l] += sum_k A[r, k] B[k, L j + l] for r < R, j < NV, l < L, L = S::kLanes (8 or 16);
 // A[r, k] at A + r lda + k, or at A + k lda + r when kTransA; B with leading dim ldb, C ldc; K in
 // blocks as described above.
@@ -1815,13 +1829,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
 #ifdef KILN_SMALL_PRODUCTS
       // A range of one short tile (a whole batch of few pixels): written once, see above.
       if (t1 - t0 == 1 && pixels <= short_k_limit<T>()) {
-        T* bt = scratch<T>(kAccum, pixels * nc * KK);
-#ifdef __AVX512F__
-        if constexpr (std::is_same_v<T, float>)
-          gemm_nt_short_k<T, Simd512>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g, bt);
-        else
-#endif
-          gemm_nt_short_k<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g, bt);
+        gemm_nt_short_k_widest<T>(no, nc * KK, pixels, dy, ld_g, cols, ld_cols, dw, g.K_g,
+                                  scratch<T>(kAccum, pixels * nc * KK));
         continue;
       }
 #endif
@@ -1880,8 +1889,8 @@ void backward_kernel(const ConvGeometry& g, const T* gy, const T* x, const T* w,
         if (tiles <= short_k_limit<T>() && nc % kWinogradShortKChannels == 0) {
           T* bt = scratch<T>(kStage, tiles * nc);
           for (int64_t xi = 0; xi < kPoints; ++xi)
-            gemm_nt_short_k<T, Simd512>(no, nc, tiles, D + xi * d_plane, tiles, V + xi * v_plane,
-                                        tiles, dU + xi * u_plane, nc, bt, blk != b0);
+            gemm_nt_short_k_widest<T>(no, nc, tiles, D + xi * d_plane, tiles, V + xi * v_plane,
+                                      tiles, dU + xi * u_plane, nc, bt, blk != b0);
           continue;
         }
 #endif
