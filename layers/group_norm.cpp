@@ -106,12 +106,13 @@ void norm_forward(const T* x, const T* gamma, const T* beta, const NormGeometry&
         const double scale = rstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
         const double offset = beta ? static_cast<double>(beta[c]) : 0.0;
         norm_kernels::normalize_run(xg + k * d.S, d.S, mu, scale, offset, yg + k * d.S, relu);
-        if (pooled)
-          pool_kernels::max_pool_2x2_plane(yg + k * d.S, d.pool_w, d.pool_h / 2, d.pool_w / 2,
-                                           pooled + (ng * d.K + k) * d.pooled_plane(),
-                                           pooled_at + (ng * d.K + k) * d.pooled_plane());
       }
     }
+    // The chunk's planes, while they are in its cache.
+    if (pooled)
+      pool_kernels::max_pool_2x2_planes(y + begin * M, (end - begin) * d.K, d.pool_h, d.pool_w,
+                                        pooled + begin * d.K * d.pooled_plane(),
+                                        pooled_at + begin * d.K * d.pooled_plane());
   });
 }
 

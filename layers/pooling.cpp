@@ -42,13 +42,18 @@ int64_t pooled_size(int64_t size, int64_t kernel, int64_t stride, int64_t pad) {
   return (size + 2 * pad - kernel) / stride + 1;
 }
 
-// Calls fn(plane) for every plane, in fixed chunks of about 2^15 window reads.
+// Calls fn(first, end) for fixed chunks of planes, of about 2^15 window reads each.
+template <class Fn>
+void for_plane_chunks(const Planes& p, int64_t reads_per_plane, Fn&& fn) {
+  parallel_for(0, p.count, grain_for(std::max<int64_t>(reads_per_plane, p.H * p.W)), fn);
+}
+
+// Calls fn(plane) for every plane, in the chunks of for_plane_chunks.
 template <class Fn>
 void for_each_plane(const Planes& p, int64_t reads_per_plane, Fn&& fn) {
-  parallel_for(0, p.count, grain_for(std::max<int64_t>(reads_per_plane, p.H * p.W)),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t plane = b; plane < e; ++plane) fn(plane);
-               });
+  for_plane_chunks(p, reads_per_plane, [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) fn(plane);
+  });
 }
 
 }  // namespace
@@ -66,14 +71,18 @@ MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g) {
     int64_t* pi = r.indices.data_ptr<int64_t>();
     const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 &&
                             g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
-    for_each_plane(p, p.OH * p.OW * g.kernel_h * g.kernel_w, [&](int64_t plane) {
+    const int64_t reads_per_plane = p.OH * p.OW * g.kernel_h * g.kernel_w;
+    if (two_by_two) {
+      for_plane_chunks(p, reads_per_plane, [&](int64_t first, int64_t end) {
+        nn::pool_kernels::max_pool_2x2_planes(px + first * p.H * p.W, end - first, p.H, p.W,
+                                              py + first * p.OH * p.OW, pi + first * p.OH * p.OW);
+      });
+      return;
+    }
+    for_each_plane(p, reads_per_plane, [&](int64_t plane) {
       const T* in = px + plane * p.H * p.W;
       T* out = py + plane * p.OH * p.OW;
       int64_t* idx = pi + plane * p.OH * p.OW;
-      if (two_by_two) {
-        nn::pool_kernels::max_pool_2x2_plane(in, p.W, p.OH, p.OW, out, idx);
-        return;
-      }
       for (int64_t i = 0; i < p.OH; ++i) {
         const int64_t h0 = std::max<int64_t>(i * g.stride_h - g.pad_h, 0);
         const int64_t h1 = std::min(i * g.stride_h - g.pad_h + g.kernel_h, p.H);

@@ -298,7 +298,8 @@ TEST_CASE("group_norm_relu_max_pool2d has the bits of max_pool2d(relu(group_norm
   // the gradient, as MaxPool2d's backward gives it.
   for (auto [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
            {{2, 4, 2, 2}, 2}, {{3, 6, 3, 5}, 3}, {{2, 8, 7, 7}, 1}, {{2, 16, 8, 8}, 4},
-           {{2, 32, 32, 32}, 32}, {{1, 256, 4, 4}, 32}}) {
+           {{2, 32, 32, 32}, 32}, {{1, 256, 4, 4}, 32}, {{2, 40, 2, 2}, 8}, {{2, 6, 4, 4}, 3},
+           {{2, 8, 16, 16}, 4}}) {
     for (DType dtype : {DType::f32, DType::f64}) {
       INFO("shape " << shape_str(shape) << " groups " << groups << " dtype " << dtype_name(dtype));
       const int64_t C = shape[1];

@@ -1,3 +1,4 @@
+#include <array>
 #include <cmath>
 
 #include <catch2/catch.hpp>
@@ -141,15 +142,20 @@ TEST_CASE("2x2 stride-2 max pooling agrees with a plain loop on odd sizes, ties 
     return std::pair(y, at);
   };
   manual_seed(21);
-  for (auto [H, W] : std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {7, 5}, {3, 9}, {32, 32}, {17, 2}}) {
-    INFO(H << "x" << W);
-    const int64_t planes = 2 * 3;
+  // Batches of planes up to 16 wide with a power-of-two height go 16 windows at a time (with
+  // AVX-512), with any windows left over plane by plane: {2, 13, 2, 2} is one block of 16 and 10
+  // left, {2, 3, 4, 4} one block and 8 left, {1, 5, 8, 8} five blocks.
+  for (auto [N, C, H, W] : std::vector<std::array<int64_t, 4>>{
+           {2, 3, 2, 2}, {2, 3, 7, 5}, {2, 3, 3, 9}, {2, 3, 32, 32}, {2, 3, 17, 2}, {2, 13, 2, 2},
+           {2, 3, 4, 4}, {1, 5, 8, 8}, {2, 3, 16, 16}, {1, 3, 16, 4}, {3, 1, 2, 8}, {3, 2, 6, 4}}) {
+    INFO(N << "x" << C << "x" << H << "x" << W);
+    const int64_t planes = N * C;
     // Values from {0, 1, 2} make ties common; one element in 13 is NaN, some windows get two.
     std::vector<float> values = Tensor::rand({planes * H * W}).to_vector<float>();
     for (float& v : values) v = std::floor(v * 3);
     for (size_t k = 0; k < values.size(); k += 13) values[k] = NAN;
     for (size_t k = 5; k < values.size(); k += 29) values[k] = -INFINITY;
-    Tensor x = Tensor::from_vector(values, {2, 3, H, W}).requires_grad_();
+    Tensor x = Tensor::from_vector(values, {N, C, H, W}).requires_grad_();
     Tensor y = nn::functional::max_pool2d(x, 2);
     auto [want_y, want_at] = reference(values, planes, H, W);
     std::vector<float> got_y = y.to_vector<float>();
