@@ -10,6 +10,7 @@
 #include <kiln/autograd/grad_mode.h>
 #include <kiln/autograd/node.h>
 #include <kiln/core/elementwise.h>
+#include <kiln/core/parallel.h>
 #include <kiln/core/reduce.h>
 #include <kiln/core/views.h>
 
@@ -139,6 +140,7 @@ Edge gradient_edge(const Tensor& t) {
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph) {
+  wake_pool();
   struct Pending {
     std::vector<Tensor> grads;  // one slot per output of the node
     int dependencies = 0;

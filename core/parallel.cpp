@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 
 #include <kiln/core/error.h>
 
@@ -56,6 +57,10 @@ void set_num_threads(int n) {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mutex);
   p.apply(n);
+}
+
+void wake_pool() {
+  if (num_threads() > 1) tbb::this_task_arena::enqueue([] {});
 }
 
 int num_threads() { return pool().threads; }

@@ -27,6 +27,11 @@ int num_threads();
 /// family the CPU supports, before the program starts, picks it instead.
 std::string blas_kernels();
 
+/// Asks the pool's idle threads to wake, without waiting for them: a thread asleep takes tens of
+/// microseconds to start on a loop, so code that knows a parallel loop is coming after a serial
+/// stretch can call this first.
+void wake_pool();
+
 /// Calls fn(chunk_begin, chunk_end) for the chunks [begin + k*grain, min(begin + (k+1)*grain, end)),
 /// in parallel. Each chunk runs on one thread; the decomposition depends on (begin, end, grain) only.
 template <class Fn>
