@@ -184,9 +184,12 @@ void norm_backward(const T* x, const T* dy, const T* relu_y, const T* gamma, con
     for (int64_t n = 0; n < d.N; ++n) {
       const double* dc_row = dc_per_sample + n * C;
       const double* db_row = db_per_sample + n * C;
-      for (int64_t c = 0; c < C; ++c) {
-        sum_gamma[static_cast<size_t>(c)] += rstd[n * d.G + c / d.K] * dc_row[c];
-        sum_beta[static_cast<size_t>(c)] += db_row[c];
+      for (int64_t g = 0; g < d.G; ++g) {  // c = g K + k (no division per channel)
+        const double r = rstd[n * d.G + g];
+        for (int64_t c = g * d.K; c < (g + 1) * d.K; ++c) {
+          sum_gamma[static_cast<size_t>(c)] += r * dc_row[c];
+          sum_beta[static_cast<size_t>(c)] += db_row[c];
+        }
       }
     }
     for (int64_t c = 0; c < C; ++c) {
