@@ -18,12 +18,18 @@ namespace {
 constexpr double kAdamWeightDecay = 0;
 constexpr double kAdamWWeightDecay = 1e-2;
 
-void check_options(const AdamOptions& o, const std::string& where) {
-  KILN_CHECK(o.lr >= 0, where, "lr must be >= 0, got ", o.lr);
-  KILN_CHECK(o.eps >= 0, where, "eps must be >= 0, got ", o.eps);
-  KILN_CHECK(o.betas[0] >= 0 && o.betas[0] < 1, where, "betas[0] must be in [0, 1), got ", o.betas[0]);
-  KILN_CHECK(o.betas[1] >= 0 && o.betas[1] < 1, where, "betas[1] must be in [0, 1), got ", o.betas[1]);
-  KILN_CHECK(!o.weight_decay || *o.weight_decay >= 0, where, "weight_decay must be >= 0, got ",
+// where() gives the start of an error's message, naming the group. It is called only when a
+// check fails: step() checks every group at every step, and building the text (an ostringstream)
+// took 9 us of each step of step:vgg8:gn:2.
+template <class Where>
+void check_options(const AdamOptions& o, const Where& where) {
+  KILN_CHECK(o.lr >= 0, where(), "lr must be >= 0, got ", o.lr);
+  KILN_CHECK(o.eps >= 0, where(), "eps must be >= 0, got ", o.eps);
+  KILN_CHECK(o.betas[0] >= 0 && o.betas[0] < 1, where(), "betas[0] must be in [0, 1), got ",
+             o.betas[0]);
+  KILN_CHECK(o.betas[1] >= 0 && o.betas[1] < 1, where(), "betas[1] must be in [0, 1), got ",
+             o.betas[1]);
+  KILN_CHECK(!o.weight_decay || *o.weight_decay >= 0, where(), "weight_decay must be >= 0, got ",
              o.weight_decay.value_or(0));
 }
 
@@ -144,7 +150,7 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions defaults, const char* typ
       decoupled_weight_decay_(decoupled_weight_decay),
       default_weight_decay_(default_weight_decay) {
   defaults_ = resolve(defaults);
-  check_options(defaults_, type_name + std::string(": "));
+  check_options(defaults_, [&] { return type_name + std::string(": "); });
   size_t total = 0;
   for (ParamGroup& group : groups) {
     total += group.params.size();
@@ -160,7 +166,8 @@ AdamOptions Adam::resolve(AdamOptions options) const {
 
 void Adam::add_param_group(ParamGroup group) {
   const AdamOptions options = group.options ? resolve(*group.options) : defaults_;
-  check_options(options, detail::concat(type_name(), ": group ", num_param_groups(), ": "));
+  check_options(options,
+                [&] { return detail::concat(type_name(), ": group ", num_param_groups(), ": "); });
   add_group_params(std::move(group.params));
   options_.push_back(options);
 }
@@ -179,7 +186,7 @@ void Adam::step() {
   NoGradGuard no_grad;
   for (size_t g = 0; g < num_param_groups(); ++g) {
     const AdamOptions& o = options_[g];
-    check_options(o, detail::concat(type_name(), ": group ", g, ": "));
+    check_options(o, [&] { return detail::concat(type_name(), ": group ", g, ": "); });
     const std::vector<Tensor>& group = params(g);
     for (size_t j = 0; j < group.size(); ++j) {
       ParamUpdate update(group[j], type_name().c_str());
@@ -235,7 +242,7 @@ AdamOptions Adam::parse_options(const Metadata& m, const std::string& where) con
   o.weight_decay = read_double(m, "weight_decay", where);
   o.amsgrad = read_bool(m, "amsgrad", where);
   o.maximize = read_bool(m, "maximize", where);
-  check_options(o, where);
+  check_options(o, [&] { return where; });
   return o;
 }
 

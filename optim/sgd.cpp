@@ -13,11 +13,15 @@ using namespace state_format;
 
 namespace {
 
-void check_options(const SGDOptions& o, const std::string& where) {
-  KILN_CHECK(o.lr >= 0, where, "lr must be >= 0, got ", o.lr);
-  KILN_CHECK(o.momentum >= 0, where, "momentum must be >= 0, got ", o.momentum);
-  KILN_CHECK(o.weight_decay >= 0, where, "weight_decay must be >= 0, got ", o.weight_decay);
-  KILN_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), where,
+// where() gives the start of an error's message, naming the group. It is called only when a
+// check fails: step() checks every group at every step, and building the text (an ostringstream)
+// took 9 us of each step of step:vgg8:gn:2.
+template <class Where>
+void check_options(const SGDOptions& o, const Where& where) {
+  KILN_CHECK(o.lr >= 0, where(), "lr must be >= 0, got ", o.lr);
+  KILN_CHECK(o.momentum >= 0, where(), "momentum must be >= 0, got ", o.momentum);
+  KILN_CHECK(o.weight_decay >= 0, where(), "weight_decay must be >= 0, got ", o.weight_decay);
+  KILN_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), where(),
              "nesterov needs momentum > 0 and dampening 0, got momentum ", o.momentum,
              " and dampening ", o.dampening);
 }
@@ -30,7 +34,7 @@ SGDOptions parse_options(const Metadata& m, const std::string& where) {
   o.weight_decay = read_double(m, "weight_decay", where);
   o.nesterov = read_bool(m, "nesterov", where);
   o.maximize = read_bool(m, "maximize", where);
-  check_options(o, where);
+  check_options(o, [&] { return where; });
   return o;
 }
 
@@ -75,7 +79,7 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options)
     : SGD(std::vector<ParamGroup>{ParamGroup{std::move(params), std::nullopt}}, options) {}
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions defaults) : Optimizer("SGD"), defaults_(defaults) {
-  check_options(defaults_, "SGD: ");
+  check_options(defaults_, [] { return std::string("SGD: "); });
   size_t total = 0;
   for (ParamGroup& group : groups) {
     total += group.params.size();
@@ -86,7 +90,8 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions defaults) : Optimizer("SGD")
 
 void SGD::add_param_group(ParamGroup group) {
   const SGDOptions options = group.options.value_or(defaults_);
-  check_options(options, detail::concat("SGD: group ", num_param_groups(), ": "));
+  check_options(options,
+                [&] { return detail::concat("SGD: group ", num_param_groups(), ": "); });
   add_group_params(std::move(group.params));
   options_.push_back(options);
 }
@@ -105,7 +110,7 @@ void SGD::step() {
   NoGradGuard no_grad;
   for (size_t g = 0; g < num_param_groups(); ++g) {
     const SGDOptions& o = options_[g];
-    check_options(o, detail::concat("SGD: group ", g, ": "));
+    check_options(o, [&] { return detail::concat("SGD: group ", g, ": "); });
     const std::vector<Tensor>& group = params(g);
     for (size_t j = 0; j < group.size(); ++j) {
       ParamUpdate update(group[j], "SGD");
