@@ -15,7 +15,10 @@ namespace {
 constexpr size_t kAlignment = 64;
 
 #ifndef KILN_EXACT_ALLOCATIONS
-constexpr size_t kCachedMin = size_t{64} << 10;   // smaller blocks go straight to malloc
+// Smaller blocks go straight to malloc. Not 64 KiB: glibc's free of a block of 64 KiB or more
+// (counting a free neighbour it merges with) first consolidates all its small free chunks, and
+// releasing one 36 KiB gradient in zero_grad took 16 us of each step of step:vgg8:gn:2.
+constexpr size_t kCachedMin = size_t{4} << 10;
 constexpr size_t kPage = size_t{4} << 10;
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }

@@ -13,7 +13,7 @@ void* allocate(size_t nbytes);
 /// Returns memory obtained from allocate(nbytes).
 void deallocate(void* ptr, size_t nbytes) noexcept;
 
-/// Large blocks (64 KiB and up) are kept after release and handed out again for the same rounded
+/// Blocks of 4 KiB and up are kept after release and handed out again for the same rounded
 /// size, so a training step, which asks for the same sizes every time, makes no fresh large
 /// allocations (and no page faults) after the first. KILN_CACHING_ALLOCATOR=0 turns the cache off,
 /// which leak checkers prefer. A build with KILN_EXACT_ALLOCATIONS defined (the fuzz build, and
@@ -21,8 +21,8 @@ void deallocate(void* ptr, size_t nbytes) noexcept;
 /// AddressSanitizer sees overflows, and the counters stay 0.
 struct AllocatorStats {
   size_t cached_bytes = 0;      ///< held in the cache, free for reuse
-  size_t allocated_bytes = 0;   ///< handed out and not yet returned (large blocks only)
-  size_t fresh_allocations = 0; ///< large blocks obtained from the system so far
+  size_t allocated_bytes = 0;   ///< handed out and not yet returned (cached sizes only)
+  size_t fresh_allocations = 0; ///< blocks of cached sizes obtained from the system so far
 };
 /// The caching allocator's counters now.
 AllocatorStats allocator_stats();
