@@ -1060,9 +1060,9 @@ void winograd_filter_row(const T* __restrict f, int64_t f_stride, int64_t count,
     const int64_t nk = std::min(kFilterBatch, count - k0);
     int64_t staged = 0;
 #ifdef __AVX512F__
-    // Tap q of 16 filters, f_stride apart, in one gather; one element at a time, the stage cost
-    // as much as the transform (2x128x8x8 -> 128 forward at 1 thread: 289 to 271 us). (The
-    // masked form: the plain one starts from an undefined vector, which GCC 12 warns of.)
+    // Tap q of 16 filters, f_stride apart, in one gather, where GCC copied one element at a time
+    // (2x128x8x8 -> 128 forward at 1 thread: 289 to 271 us). (The masked form: the plain one
+    // starts from an undefined vector, which GCC 12 warns of.)
     if constexpr (std::is_same_v<T, float>) {
       const __m512i apart = _mm512_mullo_epi32(
           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

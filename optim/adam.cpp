@@ -20,7 +20,7 @@ constexpr double kAdamWWeightDecay = 1e-2;
 
 // where() gives the start of an error's message, naming the group. It is called only when a
 // check fails: step() checks every group at every step, and building the text (an ostringstream)
-// took 9 us of each step of step:vgg8:gn:2.
+// took about 8 us of a step of step:vgg8:gn:2 (timed in a logging build).
 template <class Where>
 void check_options(const AdamOptions& o, const Where& where) {
   KILN_CHECK(o.lr >= 0, where(), "lr must be >= 0, got ", o.lr);
