@@ -53,10 +53,11 @@ void max_pool_2x2_plane(const T* in, int64_t W, int64_t OH, int64_t OW, T* out, 
 
 #ifdef __AVX512F__
 // Whether max_pool_2x2_planes takes max_pool_2x2_small_planes: W of 2 to 16 and H a power of two
-// (even, so that no row is left out and the row pairs of consecutive planes follow each other).
+// (even, so that no row is left out and the row pairs of consecutive planes follow each other),
+// with a plane small enough for its indices to fit the kernel's 32-bit lanes.
 inline bool small_planes_fit(int64_t H, int64_t W) {
   const bool w_fits = W == 2 || W == 4 || W == 8 || W == 16;
-  return w_fits && H >= 2 && (H & (H - 1)) == 0;
+  return w_fits && H >= 2 && (H & (H - 1)) == 0 && H * W <= (int64_t{1} << 30);
 }
 
 // max_pool_2x2_plane over `planes` consecutive planes of up to 16 columns, 16 windows at a time:
