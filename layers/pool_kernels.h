@@ -1,6 +1,7 @@
-// The 2x2, stride-2 max pooling of one plane, shared by MaxPool2d (pooling.cpp) and the
-// GroupNorm-ReLU-MaxPool2d fusion (group_norm.cpp), so that both pick the same element of every
-// window and their bits agree. Both backwards send each window's gradient to the saved argmax.
+// The 2x2, stride-2 max pooling of a batch of planes (max_pool_2x2_planes), shared by MaxPool2d
+// (pooling.cpp) and the GroupNorm-ReLU-MaxPool2d fusion (group_norm.cpp), so that both pick the
+// same element of every window and their bits agree. Both backwards send each window's gradient
+// to the saved argmax.
 //
 // A plane is [H, W]; it pools into [OH, OW] = [H / 2, W / 2] (floor: an odd last row or column
 // is in no window). Window (i, j) holds a = in[2i][2j], b = in[2i][2j + 1], c = in[2i + 1][2j] and
