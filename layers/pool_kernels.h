@@ -78,15 +78,15 @@ inline void max_pool_2x2_small_planes(const float* in, int64_t planes, int64_t H
   for (int l = 0; l < 16; ++l)
     a_at[l] = static_cast<int32_t>(2 * W * (l / OW) + 2 * (l % OW));
   const __m512i a_pos = _mm512_load_si512(a_at);
-  const __m512i mod32 = _mm512_set1_epi32(31);
-  const __m512i pick_a = _mm512_and_si512(a_pos, mod32);
-  const __m512i pick_b = _mm512_and_si512(_mm512_add_epi32(a_pos, _mm512_set1_epi32(1)), mod32);
-  const __m512i pick_c =
-      _mm512_and_si512(_mm512_add_epi32(a_pos, _mm512_set1_epi32(static_cast<int32_t>(W))), mod32);
-  const __m512i pick_d = _mm512_and_si512(
-      _mm512_add_epi32(a_pos, _mm512_set1_epi32(static_cast<int32_t>(W + 1))), mod32);
-  const __m512i one = _mm512_set1_epi32(1), w_off = _mm512_set1_epi32(static_cast<int32_t>(W)),
-                w1_off = _mm512_set1_epi32(static_cast<int32_t>(W + 1));
+  // The corners' offsets from a: b = a + 1, c = a + W, d = a + W + 1; and each corner's lanes as
+  // permute indices into a pair of the block's vectors.
+  const __m512i corner_offset[4] = {
+      _mm512_setzero_si512(), _mm512_set1_epi32(1), _mm512_set1_epi32(static_cast<int32_t>(W)),
+      _mm512_set1_epi32(static_cast<int32_t>(W + 1))};
+  __m512i corner_pick[4];
+  for (int corner = 0; corner < 4; ++corner)
+    corner_pick[corner] = _mm512_and_si512(_mm512_add_epi32(a_pos, corner_offset[corner]),
+                                           _mm512_set1_epi32(31));
   const __m512i in_plane = _mm512_set1_epi32(static_cast<int32_t>(S - 1));
   constexpr __mmask16 kHigh = 0xFF00;
   int64_t w0 = 0;
@@ -94,21 +94,20 @@ inline void max_pool_2x2_small_planes(const float* in, int64_t planes, int64_t H
     const float* block = in + 4 * w0;
     const __m512 v0 = _mm512_loadu_ps(block), v1 = _mm512_loadu_ps(block + 16);
     const __m512 v2 = _mm512_loadu_ps(block + 32), v3 = _mm512_loadu_ps(block + 48);
-    auto pick = [&](__m512i at) {
-      return _mm512_mask_blend_ps(kHigh, _mm512_permutex2var_ps(v0, at, v1),
-                                  _mm512_permutex2var_ps(v2, at, v3));
+    auto pick = [&](int corner) {
+      return _mm512_mask_blend_ps(kHigh, _mm512_permutex2var_ps(v0, corner_pick[corner], v1),
+                                  _mm512_permutex2var_ps(v2, corner_pick[corner], v3));
     };
-    __m512 best = pick(pick_a);
-    __m512i offset = _mm512_setzero_si512();
-    auto consider = [&](__m512 v, __m512i v_offset) {  // (v > best) | (v != v), as the plane kernel
+    // a, then b, c and d in turn, each taken when (v > best) | (v != v), as the plane kernel
+    __m512 best = pick(0);
+    __m512i offset = corner_offset[0];
+    for (int corner = 1; corner < 4; ++corner) {
+      const __m512 v = pick(corner);
       const __mmask16 take =
           _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
       best = _mm512_mask_mov_ps(best, take, v);
-      offset = _mm512_mask_mov_epi32(offset, take, v_offset);
-    };
-    consider(pick(pick_b), one);
-    consider(pick(pick_c), w_off);
-    consider(pick(pick_d), w1_off);
+      offset = _mm512_mask_mov_epi32(offset, take, corner_offset[corner]);
+    }
     _mm512_storeu_ps(out + w0, best);
     // idx = the element's place in its plane: (4 w0 + a + offset) mod S, S a power of two
     const __m512i start = _mm512_set1_epi32(static_cast<int32_t>((4 * w0) & (S - 1)));
